@@ -1,1 +1,17 @@
-//! meshplan library
+//! meshplan: plans and executes the migration of EKS workloads from AWS App Mesh to Istio.
+
+mod error;
+pub mod plan;
+
+pub use error::Error;
+pub mod appmesh;
+pub mod diff;
+pub mod findings;
+pub mod inventory;
+pub mod istio;
+pub mod object;
+pub mod pipeline;
+pub mod report;
+pub mod steps;
+pub mod strategy;
+pub mod translate;

@@ -1,1 +1,249 @@
-fn main() {}
+//! The `meshplan` command line. Exit codes are decided here, in one place.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use meshplan::findings::{self, Severity};
+use meshplan::inventory::Inventory;
+use meshplan::pipeline;
+use meshplan::plan::{IstioVersion, PlanFile, StrategyKind};
+use meshplan::report::{self, Format, text::Palette};
+use meshplan::translate::{self, Options};
+
+/// Exit codes, documented in the README.
+mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const CHANGES: u8 = 2;
+    pub const FINDINGS: u8 = 3;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "meshplan",
+    version,
+    about = "Plan and carry out the migration of EKS workloads from AWS App Mesh to Istio",
+    after_help = "Exit codes: 0 success, 1 error, 2 changes present (--detailed-exitcode), \
+                  3 findings at or above --fail-on."
+)]
+struct Cli {
+    /// Never colour the output (also: NO_COLOR=1).
+    #[arg(long, global = true)]
+    no_color: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show every change the migration makes, step by step, with a diff per object.
+    #[command(after_help = "Examples:\n  meshplan plan plans/color.toml\n  \
+                            meshplan plan plans/color.toml --format json\n  \
+                            meshplan plan plans/color.toml --detailed-exitcode")]
+    Plan {
+        /// The plan file.
+        plan: PathBuf,
+        /// Override the plan's strategy.
+        #[arg(long, value_enum)]
+        strategy: Option<StrategyArg>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Exit 2 when the plan has changes, 0 when it has none.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Check a plan file: syntax, types and meaning. Exit 0 when valid, 1 when not.
+    #[command(after_help = "Example:\n  meshplan validate plans/color.toml")]
+    Validate {
+        /// The plan file.
+        plan: PathBuf,
+    },
+    /// Print the JSON Schema of the plan file.
+    #[command(after_help = "Example:\n  meshplan schema > schema/meshplan.schema.json")]
+    Schema,
+    /// Translate App Mesh manifests to Istio objects, without a plan.
+    #[command(
+        after_help = "Examples:\n  meshplan translate -f examples/howto-k8s-http2\n  \
+                            meshplan translate -f app.yaml -o json --fail-on warning"
+    )]
+    Translate {
+        /// YAML files or folders holding App Mesh objects.
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Output format: Istio objects as YAML (findings on stderr), or JSON with both.
+        #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+        output: TranslateOutput,
+        /// Exit 3 when a finding is at least this severe.
+        #[arg(long, value_enum, default_value = "error")]
+        fail_on: FailOn,
+        /// Target Istio release (decides the API versions).
+        #[arg(long, default_value = "1.27")]
+        istio_version: IstioVersion,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StrategyArg {
+    InPlace,
+    ParallelNamespace,
+}
+
+impl From<StrategyArg> for StrategyKind {
+    fn from(arg: StrategyArg) -> Self {
+        match arg {
+            StrategyArg::InPlace => StrategyKind::InPlace,
+            StrategyArg::ParallelNamespace => StrategyKind::ParallelNamespace,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TranslateOutput {
+    Yaml,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FailOn {
+    Error,
+    Warning,
+    None,
+}
+
+impl FailOn {
+    fn threshold(self) -> Option<Severity> {
+        match self {
+            FailOn::Error => Some(Severity::Error),
+            FailOn::Warning => Some(Severity::Warning),
+            FailOn::None => None,
+        }
+    }
+}
+
+/// Whether stdout and stderr get colour.
+struct Colors {
+    stdout: bool,
+    stderr: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let no_color = cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let colors = Colors {
+        stdout: !no_color && std::io::stdout().is_terminal(),
+        stderr: !no_color && std::io::stderr().is_terminal(),
+    };
+    let code = match run(cli.command, &colors) {
+        Ok(code) => code,
+        Err(err) => {
+            eprint!("{}", report::diagnostic(err.as_ref(), colors.stderr));
+            exit::ERROR
+        }
+    };
+    ExitCode::from(code)
+}
+
+type Failure = Box<dyn miette::Diagnostic + Send + Sync>;
+
+fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
+    match command {
+        Command::Plan {
+            plan,
+            strategy,
+            format,
+            detailed_exitcode,
+        } => {
+            let plan = PlanFile::load(&plan).map_err(boxed)?;
+            let planned = pipeline::plan_offline(plan, strategy.map(Into::into)).map_err(boxed)?;
+            let output = match format {
+                Format::Text => report::text::plan(&planned, Palette::new(colors.stdout)),
+                Format::Json => report::json::plan(&planned),
+            };
+            print(&output);
+            let errors = planned
+                .translation
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .count();
+            if errors > 0 {
+                eprintln!(
+                    "error: {errors} finding(s) of severity error: the plan cannot be applied \
+                     until they are resolved"
+                );
+                return Ok(exit::ERROR);
+            }
+            let changes = !planned.graph.summary().is_empty();
+            Ok(if detailed_exitcode && changes {
+                exit::CHANGES
+            } else {
+                exit::OK
+            })
+        }
+        Command::Validate { plan } => {
+            let plan = PlanFile::load(&plan).map_err(boxed)?;
+            println!("{}: valid plan \"{}\"", plan.path.display(), plan.name);
+            Ok(exit::OK)
+        }
+        Command::Schema => {
+            print(&meshplan::plan::json_schema());
+            Ok(exit::OK)
+        }
+        Command::Translate {
+            files,
+            output,
+            fail_on,
+            istio_version,
+        } => translate_files(&files, output, fail_on, istio_version, colors),
+    }
+}
+
+fn translate_files(
+    files: &[PathBuf],
+    output: TranslateOutput,
+    fail_on: FailOn,
+    istio_version: IstioVersion,
+    colors: &Colors,
+) -> Result<u8, Failure> {
+    let inventory = Inventory::from_paths(files).map_err(|e| Box::new(e) as Failure)?;
+    let options = Options {
+        version: istio_version,
+        cluster_domain: "cluster.local".to_owned(),
+        ..Options::default()
+    };
+    let translation = translate::translate(&inventory, &options);
+    let mut objects = translation.objects.clone();
+    objects.extend(translation.services.iter().map(|s| s.after.clone()));
+    match output {
+        TranslateOutput::Yaml => {
+            let docs: Vec<String> = objects.iter().map(meshplan::diff::to_yaml).collect();
+            let text = docs.iter().map(|d| format!("---\n{d}")).collect::<String>();
+            print(&text);
+            let mut findings_text = String::new();
+            report::text::findings(
+                &mut findings_text,
+                &translation.findings,
+                Palette::new(colors.stderr),
+            );
+            eprint!("{findings_text}");
+        }
+        TranslateOutput::Json => print(&report::json::translation(&objects, &translation.findings)),
+    }
+    let worst = findings::worst(&translation.findings);
+    let failed = matches!((fail_on.threshold(), worst), (Some(t), Some(w)) if w >= t);
+    Ok(if failed { exit::FINDINGS } else { exit::OK })
+}
+
+fn boxed(err: meshplan::Error) -> Failure {
+    Box::new(err)
+}
+
+/// Writes to stdout; a closed pipe (e.g. `| head`) is not an error worth a panic.
+fn print(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}

@@ -1,0 +1,141 @@
+//! Normalised YAML of objects and unified diffs between them.
+
+use serde_json::{Map, Value};
+use similar::TextDiff;
+
+/// Metadata the server sets; never part of a diff.
+const SERVER_METADATA: &[&str] = &[
+    "managedFields",
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// What Secret values are replaced with.
+pub const MASK: &str = "(sensitive value)";
+
+/// The object as compared: no status or server-set metadata, Secret data masked, keys sorted.
+pub fn normalise(object: &Value) -> Value {
+    let mut value = sort_keys(object);
+    if let Value::Object(map) = &mut value {
+        map.remove("status");
+        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
+            for key in SERVER_METADATA {
+                meta.remove(*key);
+            }
+            if let Some(Value::Object(annotations)) = meta.get_mut("annotations") {
+                annotations.remove(LAST_APPLIED);
+                if annotations.is_empty() {
+                    meta.remove("annotations");
+                }
+            }
+        }
+        if map.get("kind").and_then(Value::as_str) == Some("Secret")
+            && map.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        {
+            for field in ["data", "stringData"] {
+                if let Some(Value::Object(data)) = map.get_mut(field) {
+                    for v in data.values_mut() {
+                        *v = Value::String(MASK.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    value
+}
+
+fn sort_keys(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let mut sorted = Map::new();
+            for key in keys {
+                sorted.insert(key.clone(), sort_keys(&map[key]));
+            }
+            Value::Object(sorted)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sort_keys).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Stable YAML of the normalised object.
+pub fn to_yaml(object: &Value) -> String {
+    serde_saphyr::to_string(&normalise(object)).expect("JSON values serialise to YAML")
+}
+
+/// A unified diff of the normalised YAML of two versions of an object (either may be absent).
+pub fn unified(before: Option<&Value>, after: Option<&Value>) -> String {
+    let old = before.map(to_yaml).unwrap_or_default();
+    let new = after.map(to_yaml).unwrap_or_default();
+    if old == new {
+        return String::new();
+    }
+    TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(3)
+        .header(
+            if before.is_some() {
+                "before"
+            } else {
+                "/dev/null"
+            },
+            if after.is_some() {
+                "after"
+            } else {
+                "/dev/null"
+            },
+        )
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn server_fields_are_dropped_and_secrets_masked() {
+        let secret = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "uid": "u", "resourceVersion": "7", "managedFields": [],
+                         "annotations": {LAST_APPLIED: "{}"}},
+            "data": {"password": "aHVudGVyMg=="},
+            "status": {"x": 1}
+        });
+        let yaml = to_yaml(&secret);
+        assert!(!yaml.contains("aHVudGVyMg"), "{yaml}");
+        assert!(yaml.contains(MASK));
+        for gone in [
+            "uid",
+            "resourceVersion",
+            "managedFields",
+            "status",
+            "annotations",
+        ] {
+            assert!(!yaml.contains(gone), "{gone} in {yaml}");
+        }
+    }
+
+    #[test]
+    fn diffs_show_only_what_changed() {
+        let before = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "color"},
+                            "spec": {"ports": [{"port": 8080}]}});
+        let mut after = before.clone();
+        after["spec"]["selector"] = json!({"app": "color"});
+        let diff = unified(Some(&before), Some(&after));
+        assert!(diff.contains("+  selector:\n+    app: color\n"), "{diff}");
+        let removed = diff
+            .lines()
+            .filter(|l| l.starts_with('-') && !l.starts_with("---"));
+        assert_eq!(removed.count(), 0, "{diff}");
+        assert_eq!(unified(Some(&before), Some(&before)), "");
+        assert!(unified(None, Some(&after)).starts_with("--- /dev/null\n+++ after\n"));
+    }
+}

@@ -1,0 +1,320 @@
+//! The inventory: App Mesh objects and the workloads they select, read from manifests.
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::appmesh::{self, Mesh, VirtualNode, VirtualRouter, VirtualService};
+use crate::object::ObjectRef;
+
+/// Where an object was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The file.
+    pub file: PathBuf,
+    /// Line of the document's first key (1-based; 0 when unknown).
+    pub line: u64,
+}
+
+/// An object as typed, with the raw JSON it came from.
+#[derive(Debug, Clone)]
+pub struct Item<T> {
+    /// The typed object.
+    pub value: T,
+    /// The object as read.
+    pub raw: Value,
+    /// Where it was read from.
+    pub origin: Origin,
+}
+
+impl<T> Item<T> {
+    /// The object's reference.
+    pub fn object_ref(&self) -> ObjectRef {
+        ObjectRef::of(&self.raw)
+    }
+
+    /// The object's namespace, empty for cluster-scoped objects.
+    pub fn namespace(&self) -> &str {
+        self.raw["metadata"]["namespace"].as_str().unwrap_or("")
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        self.raw["metadata"]["name"].as_str().unwrap_or("")
+    }
+}
+
+/// Everything read from the source, by kind, in the order read.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// Namespaces.
+    pub namespaces: Vec<Item<Namespace>>,
+    /// Services.
+    pub services: Vec<Item<Service>>,
+    /// Deployments.
+    pub deployments: Vec<Item<Deployment>>,
+    /// App Mesh meshes.
+    pub meshes: Vec<Item<Mesh>>,
+    /// App Mesh virtual nodes.
+    pub virtual_nodes: Vec<Item<VirtualNode>>,
+    /// App Mesh virtual services.
+    pub virtual_services: Vec<Item<VirtualService>>,
+    /// App Mesh virtual routers.
+    pub virtual_routers: Vec<Item<VirtualRouter>>,
+    /// Objects of kinds meshplan does not model (reported, never changed).
+    pub other: Vec<Item<Value>>,
+}
+
+/// A manifest that cannot be read.
+#[derive(Debug, Error, Diagnostic)]
+pub enum ManifestError {
+    /// The path does not exist or cannot be read.
+    #[error("cannot read {path}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A folder holds no YAML files.
+    #[error("{path}: no .yaml or .yml files in this folder")]
+    #[diagnostic(help("point `source.manifests` at the files that hold the App Mesh objects"))]
+    EmptyFolder {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// The text is not valid YAML.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Yaml(Box<YamlError>),
+    /// A document is not a Kubernetes object, or a field has the wrong type.
+    #[error("{file}:{line}: {what}: {message}")]
+    Object {
+        /// The file.
+        file: PathBuf,
+        /// Line of the document.
+        line: u64,
+        /// The object (kind and name) or the document number.
+        what: String,
+        /// What is wrong, with the field path.
+        message: String,
+        /// What would be valid.
+        #[help]
+        help: Option<String>,
+    },
+}
+
+/// YAML that does not parse, with the place the parser stopped.
+#[derive(Debug, Error, Diagnostic)]
+#[error("{file}:{line}:{column}: invalid YAML: {message}")]
+pub struct YamlError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
+    /// The parser's message.
+    pub message: String,
+    #[source_code]
+    text: NamedSource<String>,
+    #[label("here")]
+    span: Option<SourceSpan>,
+}
+
+impl Inventory {
+    /// Reads every manifest under `paths` (files, or folders of `.yaml`/`.yml` files).
+    pub fn from_paths(paths: &[PathBuf]) -> Result<Inventory, ManifestError> {
+        let mut inventory = Inventory::default();
+        for path in paths {
+            for file in yaml_files(path)? {
+                let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Io {
+                    path: file.clone(),
+                    source,
+                })?;
+                inventory.add_yaml(&file, &text)?;
+            }
+        }
+        Ok(inventory)
+    }
+
+    /// Adds every document of one YAML stream.
+    pub fn add_yaml(&mut self, file: &Path, text: &str) -> Result<(), ManifestError> {
+        // As the Kubernetes API reads YAML: `0644` is octal; only true/false are booleans, so
+        // a namespace called `n` or a value `yes` stays a string.
+        let options = serde_saphyr::options! {
+            legacy_octal_numbers: true,
+            strict_booleans: true,
+        };
+        let documents: Vec<serde_saphyr::Spanned<Value>> =
+            serde_saphyr::from_multiple_with_options(text, options)
+                .map_err(|err| yaml_error(file, text, &err))?;
+        for (index, document) in documents.into_iter().enumerate() {
+            let origin = Origin {
+                file: file.to_owned(),
+                line: document.referenced.line(),
+            };
+            match document.value {
+                Value::Null => continue,
+                Value::Object(_) => self.add(document.value, origin, index)?,
+                other => {
+                    return Err(ManifestError::Object {
+                        file: origin.file,
+                        line: origin.line,
+                        what: format!("document {}", index + 1),
+                        message: format!(
+                            "expected a Kubernetes object (a mapping), found {}",
+                            json_type(&other)
+                        ),
+                        help: None,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one object given as JSON.
+    pub fn add(&mut self, raw: Value, origin: Origin, index: usize) -> Result<(), ManifestError> {
+        let object = ObjectRef::of(&raw);
+        if object.api_version.is_empty() || object.kind.is_empty() {
+            return Err(ManifestError::Object {
+                file: origin.file,
+                line: origin.line,
+                what: format!("document {}", index + 1),
+                message: "missing `apiVersion` or `kind`".to_owned(),
+                help: Some("every document must be a Kubernetes object with apiVersion, kind and metadata.name".to_owned()),
+            });
+        }
+        if object.name.is_empty() {
+            return Err(ManifestError::Object {
+                file: origin.file,
+                line: origin.line,
+                what: format!("{} (document {})", object.kind, index + 1),
+                message: "missing `metadata.name`".to_owned(),
+                help: None,
+            });
+        }
+        match (object.api_version.as_str(), object.kind.as_str()) {
+            ("v1", "Namespace") => self.namespaces.push(typed(raw, origin, &object)?),
+            ("v1", "Service") => self.services.push(typed(raw, origin, &object)?),
+            ("apps/v1", "Deployment") => self.deployments.push(typed(raw, origin, &object)?),
+            (appmesh::API_VERSION, "Mesh") => self.meshes.push(typed(raw, origin, &object)?),
+            (appmesh::API_VERSION, "VirtualNode") => {
+                self.virtual_nodes.push(typed(raw, origin, &object)?)
+            }
+            (appmesh::API_VERSION, "VirtualService") => {
+                self.virtual_services.push(typed(raw, origin, &object)?)
+            }
+            (appmesh::API_VERSION, "VirtualRouter") => {
+                self.virtual_routers.push(typed(raw, origin, &object)?)
+            }
+            _ => self.other.push(Item {
+                value: raw.clone(),
+                raw,
+                origin,
+            }),
+        }
+        Ok(())
+    }
+
+    /// Number of objects read.
+    pub fn len(&self) -> usize {
+        self.namespaces.len()
+            + self.services.len()
+            + self.deployments.len()
+            + self.meshes.len()
+            + self.virtual_nodes.len()
+            + self.virtual_services.len()
+            + self.virtual_routers.len()
+            + self.other.len()
+    }
+
+    /// True when nothing was read.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn typed<T: DeserializeOwned>(
+    raw: Value,
+    origin: Origin,
+    object: &ObjectRef,
+) -> Result<Item<T>, ManifestError> {
+    match serde_path_to_error::deserialize(&raw) {
+        Ok(value) => Ok(Item { value, raw, origin }),
+        Err(err) => Err(ManifestError::Object {
+            file: origin.file,
+            line: origin.line,
+            what: object.to_string(),
+            message: format!("field `{}`: {}", err.path(), err.inner()),
+            help: Some(format!(
+                "fix the field so that the object is a valid {} {}",
+                object.api_version, object.kind
+            )),
+        }),
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn yaml_error(file: &Path, text: &str, err: &serde_saphyr::Error) -> ManifestError {
+    let location = err.location();
+    let (line, column) = location.map_or((0, 0), |l| (l.line(), l.column()));
+    let span = location.and_then(|l| {
+        let start = l.span().byte_offset()?;
+        Some(SourceSpan::from(
+            usize::try_from(start).ok()?..usize::try_from(start).ok()?,
+        ))
+    });
+    ManifestError::Yaml(Box::new(YamlError {
+        file: file.to_owned(),
+        line,
+        column,
+        message: err.without_snippet().to_string(),
+        text: NamedSource::new(file.display().to_string(), text.to_owned()),
+        span,
+    }))
+}
+
+/// The YAML files a source path stands for, in a stable order.
+fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
+    let io = |source| ManifestError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let file = entry.path();
+        let is_yaml = file.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        if is_yaml && entry.file_type().map_err(io)?.is_file() {
+            files.push(file);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(ManifestError::EmptyFolder {
+            path: path.to_owned(),
+        });
+    }
+    Ok(files)
+}

@@ -1,0 +1,440 @@
+//! Semantic checks of a parsed plan: what the types alone cannot say.
+
+use super::model::*;
+use super::{Seg, Target};
+
+/// A semantic problem at a path in the plan.
+pub(super) struct Problem<'a> {
+    pub path: Vec<Seg<'a>>,
+    pub target: Target,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+struct Problems<'a>(Vec<Problem<'a>>);
+
+impl<'a> Problems<'a> {
+    fn value(&mut self, path: &[Seg<'a>], message: String, help: &str) {
+        self.push(path, Target::Value, message, help);
+    }
+
+    fn key(&mut self, path: &[Seg<'a>], message: String, help: &str) {
+        self.push(path, Target::Key, message, help);
+    }
+
+    fn push(&mut self, path: &[Seg<'a>], target: Target, message: String, help: &str) {
+        self.0.push(Problem {
+            path: path.to_vec(),
+            target,
+            message,
+            help: (!help.is_empty()).then(|| help.to_owned()),
+        });
+    }
+}
+
+use Seg::{Index, Key};
+
+/// Every semantic problem of the plan, in document order of the sections.
+pub(super) fn check(spec: &PlanSpec) -> Vec<Problem<'_>> {
+    let mut p = Problems(Vec::new());
+    check_source(&spec.source, &mut p);
+    check_istio(&spec.istio, &mut p);
+    check_strategy(spec, &mut p);
+    if let Some(ramp) = &spec.ramp {
+        check_ramp(ramp, spec.strategy.kind, &mut p);
+    }
+    for (service, routing) in &spec.routing {
+        check_routing(service, routing, spec, &mut p);
+    }
+    check_cleanup_and_state(spec, &mut p);
+    p.0
+}
+
+fn check_source<'a>(source: &'a Source, p: &mut Problems<'a>) {
+    if !source.manifests.is_empty() {
+        for (key, set) in [
+            ("context", source.context.is_some()),
+            ("kubeconfig", source.kubeconfig.is_some()),
+            ("eks", source.eks.is_some()),
+        ] {
+            if set {
+                p.key(
+                    &[Key("source"), Key(key)],
+                    format!("`source.{key}` cannot be combined with `source.manifests`"),
+                    "read from manifests (offline) or from a cluster, not both",
+                );
+            }
+        }
+    }
+    if source.eks.is_some() && source.context.is_some() {
+        p.key(
+            &[Key("source"), Key("context")],
+            "`source.context` cannot be combined with `source.eks`".to_owned(),
+            "`eks` connects to the cluster directly; remove one of them",
+        );
+    }
+    if let Some(eks) = &source.eks {
+        if eks.name.trim().is_empty() {
+            p.value(
+                &[Key("source"), Key("eks"), Key("name")],
+                "the EKS cluster name is empty".to_owned(),
+                "",
+            );
+        }
+        if !is_aws_region(&eks.region) {
+            p.value(
+                &[Key("source"), Key("eks"), Key("region")],
+                format!("`{}` is not an AWS region", eks.region),
+                "write a region code such as `us-west-2` or `eu-central-1`",
+            );
+        }
+    }
+    if source.mesh.trim().is_empty() {
+        p.value(
+            &[Key("source"), Key("mesh")],
+            "`source.mesh` is empty".to_owned(),
+            "name the App Mesh `Mesh` being migrated",
+        );
+    }
+    if source.namespaces.is_empty() {
+        p.value(
+            &[Key("source"), Key("namespaces")],
+            "`source.namespaces` is empty: nothing would be migrated".to_owned(),
+            "list the namespaces in scope, e.g. `namespaces = [\"howto-k8s-http2\"]`",
+        );
+    }
+    for (i, ns) in source.namespaces.iter().enumerate() {
+        if source.namespaces[..i].contains(ns) {
+            p.value(
+                &[Key("source"), Key("namespaces"), Index(i)],
+                format!("namespace `{ns}` is listed twice"),
+                "",
+            );
+        }
+    }
+}
+
+fn is_aws_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|s| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn check_istio<'a>(istio: &'a Istio, p: &mut Problems<'a>) {
+    if istio.install != Install::EksAddon {
+        for (key, set) in [
+            ("addon_name", istio.addon_name.is_some()),
+            ("addon_version", istio.addon_version.is_some()),
+            ("configuration_values", istio.configuration_values.is_some()),
+            ("resolve_conflicts", istio.resolve_conflicts.is_some()),
+        ] {
+            if set {
+                p.key(
+                    &[Key("istio"), Key(key)],
+                    format!("`istio.{key}` is only used with `install = \"eks-addon\"`"),
+                    "set `install = \"eks-addon\"` or remove the key",
+                );
+            }
+        }
+    }
+    if let Some(values) = &istio.configuration_values
+        && let Err(err) = check_configuration_values(values)
+    {
+        p.value(
+            &[Key("istio"), Key("configuration_values")],
+            format!("`istio.configuration_values` is neither a JSON nor a YAML mapping: {err}"),
+            "write the add-on values as a JSON object or a YAML mapping",
+        );
+    }
+}
+
+/// Add-on configuration values must be a JSON object or a YAML mapping.
+fn check_configuration_values(text: &str) -> Result<(), String> {
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(json_err) => serde_saphyr::from_str(text)
+            .map_err(|yaml_err| format!("as JSON: {json_err}; as YAML: {yaml_err}"))?,
+    };
+    if value.is_object() {
+        Ok(())
+    } else {
+        Err("the document is not a mapping".to_owned())
+    }
+}
+
+fn check_strategy<'a>(spec: &'a PlanSpec, p: &mut Problems<'a>) {
+    let strategy = &spec.strategy;
+    match strategy.kind {
+        StrategyKind::InPlace => {
+            for (key, set) in [
+                ("target_namespace", strategy.target_namespace.is_some()),
+                ("entry", strategy.entry.is_some()),
+                ("clone_secrets", strategy.clone_secrets),
+            ] {
+                if set {
+                    p.key(
+                        &[Key("strategy"), Key(key)],
+                        format!(
+                            "`strategy.{key}` is only used with `kind = \"parallel-namespace\"`"
+                        ),
+                        "set `kind = \"parallel-namespace\"` or remove the key",
+                    );
+                }
+            }
+        }
+        StrategyKind::ParallelNamespace => {
+            match &strategy.target_namespace {
+                None => p.key(
+                    &[Key("strategy"), Key("kind")],
+                    "`kind = \"parallel-namespace\"` needs `strategy.target_namespace`".to_owned(),
+                    "name the Istio-injected namespace to clone into, e.g. `target_namespace = \"color-istio\"`",
+                ),
+                Some(target) if spec.source.namespaces.contains(target) => p.value(
+                    &[Key("strategy"), Key("target_namespace")],
+                    format!("the target namespace `{target}` is also a source namespace"),
+                    "clone into a new namespace that App Mesh does not use",
+                ),
+                Some(_) => {}
+            }
+            if spec.source.namespaces.len() > 1 {
+                p.value(
+                    &[Key("source"), Key("namespaces")],
+                    "a parallel-namespace migration moves one source namespace".to_owned(),
+                    "write one plan per namespace",
+                );
+            }
+            match &strategy.entry {
+                None => p.key(
+                    &[Key("strategy"), Key("kind")],
+                    "`kind = \"parallel-namespace\"` needs `strategy.entry`".to_owned(),
+                    "add `entry = { kind = \"istio-gateway\", service = \"color\", gateway = \"istio-system/ingressgateway\" }`",
+                ),
+                Some(entry) => {
+                    if !is_namespaced_name(&entry.gateway) {
+                        p.value(
+                            &[Key("strategy"), Key("entry"), Key("gateway")],
+                            format!("`{}` is not of the form `namespace/name`", entry.gateway),
+                            "name the gateway as `namespace/name`, e.g. `istio-system/ingressgateway`",
+                        );
+                    }
+                    if entry.service.trim().is_empty() {
+                        p.value(
+                            &[Key("strategy"), Key("entry"), Key("service")],
+                            "`strategy.entry.service` is empty".to_owned(),
+                            "name the App Mesh virtual service whose traffic is split",
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if strategy.rollout_timeout.0.is_zero() {
+        p.value(
+            &[Key("strategy"), Key("rollout_timeout")],
+            "`strategy.rollout_timeout` must be longer than 0s".to_owned(),
+            "e.g. `rollout_timeout = \"5m\"`",
+        );
+    }
+}
+
+fn is_namespaced_name(text: &str) -> bool {
+    matches!(text.split_once('/'), Some((ns, name))
+        if super::check_dns1123_label(ns).is_ok() && !name.is_empty() && !name.contains('/'))
+}
+
+fn check_ramp<'a>(ramp: &'a Ramp, kind: StrategyKind, p: &mut Problems<'a>) {
+    if kind != StrategyKind::ParallelNamespace {
+        p.key(
+            &[Key("ramp")],
+            "`[ramp]` is only used with `strategy.kind = \"parallel-namespace\"`".to_owned(),
+            "an in-place migration moves all traffic at once; remove `[ramp]` or switch strategy",
+        );
+    }
+    let steps: Vec<u8> = ramp.steps.iter().map(|s| s.get()).collect();
+    if steps.is_empty() {
+        p.value(
+            &[Key("ramp"), Key("steps")],
+            "`ramp.steps` is empty".to_owned(),
+            "e.g. `steps = [5, 25, 50, 100]`",
+        );
+    } else {
+        for (i, pair) in steps.windows(2).enumerate() {
+            if pair[1] <= pair[0] {
+                p.value(
+                    &[Key("ramp"), Key("steps"), Index(i + 1)],
+                    format!(
+                        "ramp steps must strictly increase, but {} follows {}",
+                        pair[1], pair[0]
+                    ),
+                    "e.g. `steps = [5, 25, 50, 100]`",
+                );
+            }
+        }
+        if steps[0] == 0 {
+            p.value(
+                &[Key("ramp"), Key("steps"), Index(0)],
+                "the first ramp step must move some traffic (more than 0)".to_owned(),
+                "the ramp starts at 0 % by itself",
+            );
+        }
+        if steps.last() != Some(&100) {
+            p.value(
+                &[Key("ramp"), Key("steps")],
+                format!(
+                    "ramp steps must end at 100, but the last is {}",
+                    steps.last().copied().unwrap_or_default()
+                ),
+                "add 100 as the last step",
+            );
+        }
+    }
+    if ramp.interval.0.is_zero() {
+        p.value(
+            &[Key("ramp"), Key("interval")],
+            "`ramp.interval` must be longer than 0s".to_owned(),
+            "e.g. `interval = \"5m\"`",
+        );
+    }
+    if ramp.max_failed_checks == 0 {
+        p.value(
+            &[Key("ramp"), Key("max_failed_checks")],
+            "`ramp.max_failed_checks` must be at least 1".to_owned(),
+            "",
+        );
+    }
+    if !ramp.gates.is_empty() && ramp.prometheus.is_none() {
+        p.key(
+            &[Key("ramp"), Key("gates")],
+            "gates need a Prometheus to query".to_owned(),
+            "add `prometheus = { url = \"http://prometheus.istio-system:9090\" }` to `[ramp]`",
+        );
+    }
+    for (i, gate) in ramp.gates.iter().enumerate() {
+        check_gate(i, gate, ramp, p);
+    }
+}
+
+fn check_gate<'a>(i: usize, gate: &'a Gate, ramp: &'a Ramp, p: &mut Problems<'a>) {
+    let at = |key: &'a str| vec![Key("ramp"), Key("gates"), Index(i), Key(key)];
+    if ramp.gates[..i].iter().any(|g| g.name == gate.name) {
+        p.value(
+            &at("name"),
+            format!("gate name `{}` is used twice", gate.name),
+            "",
+        );
+    }
+    let (needs, forbids): (&[&str], &[&str]) = match gate.kind {
+        GateKind::SuccessRate => (&["min"], &["query", "tolerance"]),
+        GateKind::LatencyP99 => (&["max"], &["query", "tolerance"]),
+        GateKind::Query => (&["query"], &["tolerance"]),
+        GateKind::Comparative => (&["tolerance"], &["query", "min", "max"]),
+    };
+    let set = |key: &str| match key {
+        "query" => gate.query.is_some(),
+        "min" => gate.min.is_some(),
+        "max" => gate.max.is_some(),
+        _ => gate.tolerance.is_some(),
+    };
+    let kind = serde_json::to_value(gate.kind).expect("gate kinds serialise");
+    let kind = kind.as_str().unwrap_or_default();
+    for key in needs.iter().filter(|k| !set(k)) {
+        p.key(
+            &at("kind"),
+            format!("gate `{}` of kind `{kind}` needs `{key}`", gate.name),
+            "",
+        );
+    }
+    for key in forbids.iter().copied().filter(|k| set(k)) {
+        p.key(
+            &at(key),
+            format!("`{key}` is not used by a gate of kind `{kind}`"),
+            "",
+        );
+    }
+    if gate.kind == GateKind::Query && gate.min.is_none() && gate.max.is_none() {
+        p.key(
+            &at("kind"),
+            format!(
+                "gate `{}` needs a threshold: `min`, `max` or both",
+                gate.name
+            ),
+            "",
+        );
+    }
+    if let (Some(min), Some(max)) = (gate.min, gate.max)
+        && min > max
+    {
+        p.value(
+            &at("min"),
+            format!("gate `{}` has min {min} above max {max}", gate.name),
+            "",
+        );
+    }
+    if gate.window.0.is_zero() {
+        p.value(
+            &at("window"),
+            "a gate window must be longer than 0s".to_owned(),
+            "",
+        );
+    }
+}
+
+fn check_routing<'a>(
+    service: &'a str,
+    routing: &'a RoutingOverride,
+    spec: &'a PlanSpec,
+    p: &mut Problems<'a>,
+) {
+    let at = [Key("routing"), Key(service)];
+    if let Some((ns, _)) = service.split_once('/')
+        && !spec.source.namespaces.iter().any(|n| n.as_str() == ns)
+    {
+        p.key(
+            &at,
+            format!("`routing.\"{service}\"` names namespace `{ns}`, which is not in `source.namespaces`"),
+            "meshplan only changes namespaces in scope",
+        );
+    }
+    if routing.weights.is_empty() {
+        return;
+    }
+    let sum: u32 = routing.weights.values().map(|w| u32::from(w.get())).sum();
+    if sum != 100 {
+        p.value(
+            &[Key("routing"), Key(service), Key("weights")],
+            format!("weights for `{service}` sum to {sum}, not 100"),
+            "weights are percentages of the traffic: make them add up to exactly 100",
+        );
+    }
+}
+
+fn check_cleanup_and_state<'a>(spec: &'a PlanSpec, p: &mut Problems<'a>) {
+    if spec.cleanup.delete_source_namespace && spec.strategy.kind != StrategyKind::ParallelNamespace
+    {
+        p.key(
+            &[Key("cleanup"), Key("delete_source_namespace")],
+            "`cleanup.delete_source_namespace` is only used with `strategy.kind = \"parallel-namespace\"`".to_owned(),
+            "an in-place migration keeps its namespaces",
+        );
+    }
+    match spec.state.backend {
+        StateBackend::File if spec.state.namespace.is_some() => p.key(
+            &[Key("state"), Key("namespace")],
+            "`state.namespace` is only used with `backend = \"configmap\"`".to_owned(),
+            "",
+        ),
+        StateBackend::Configmap if spec.state.path.is_some() => p.key(
+            &[Key("state"), Key("path")],
+            "`state.path` is only used with `backend = \"file\"`".to_owned(),
+            "",
+        ),
+        _ => {}
+    }
+}

@@ -1,0 +1,28 @@
+//! Renders plans and translations for people (text) and machines (JSON).
+
+pub mod json;
+pub mod text;
+
+/// Output formats of `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For people: one block per step, a diff per object.
+    Text,
+    /// The machine contract documented in the README.
+    Json,
+}
+
+/// Renders an error with its source snippet, as the CLI prints it.
+pub fn diagnostic(error: &dyn miette::Diagnostic, color: bool) -> String {
+    let theme = if color {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let mut out = String::new();
+    miette::GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .render_report(&mut out, error)
+        .expect("writing to a String cannot fail");
+    out
+}

@@ -1,0 +1,191 @@
+//! The plan for people: one block per step, one entry per object, a unified diff each.
+
+use std::fmt::Write;
+
+use anstyle::{AnsiColor, Style};
+
+use crate::diff;
+use crate::findings::{Finding, Severity};
+use crate::pipeline::Planned;
+use crate::steps::{ChangeAction, Summary};
+
+/// Colours, or none when the output is not a terminal.
+#[derive(Debug, Clone, Copy)]
+pub struct Palette {
+    enabled: bool,
+}
+
+impl Palette {
+    /// A palette that colours when `enabled`.
+    pub fn new(enabled: bool) -> Self {
+        Palette { enabled }
+    }
+
+    fn paint(&self, style: Style, text: &str) -> String {
+        if self.enabled {
+            format!("{}{text}{}", style.render(), style.render_reset())
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn color(&self, color: AnsiColor, text: &str) -> String {
+        self.paint(Style::new().fg_color(Some(color.into())), text)
+    }
+
+    fn bold(&self, text: &str) -> String {
+        self.paint(Style::new().bold(), text)
+    }
+}
+
+fn action_color(action: ChangeAction) -> AnsiColor {
+    match action {
+        ChangeAction::Create => AnsiColor::Green,
+        ChangeAction::Update => AnsiColor::Yellow,
+        ChangeAction::Delete => AnsiColor::Red,
+        ChangeAction::Restart => AnsiColor::Cyan,
+    }
+}
+
+/// Renders findings, one block each, most severe first within the stable order.
+pub fn findings(out: &mut String, findings: &[Finding], palette: Palette) {
+    if findings.is_empty() {
+        return;
+    }
+    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+    let _ = writeln!(
+        out,
+        "{} ({} error, {} warning, {} info)",
+        palette.bold("Findings"),
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info)
+    );
+    for f in findings {
+        let color = match f.severity {
+            Severity::Error => AnsiColor::Red,
+            Severity::Warning => AnsiColor::Yellow,
+            Severity::Info => AnsiColor::Blue,
+        };
+        let at = if f.field.is_empty() {
+            f.object.to_string()
+        } else {
+            format!("{} {}", f.object, f.field)
+        };
+        let _ = writeln!(
+            out,
+            "  {} {} {at}\n      {}",
+            palette.color(color, &format!("{:<7}", f.severity.as_str())),
+            f.code,
+            f.message
+        );
+    }
+    out.push('\n');
+}
+
+/// The closing line, as Terraform writes it.
+pub fn summary_line(summary: Summary) -> String {
+    if summary.is_empty() {
+        return "No changes. The cluster already matches the plan.".to_owned();
+    }
+    format!(
+        "Plan: {} to create, {} to change, {} to delete, {} {}.",
+        summary.create,
+        summary.update,
+        summary.delete,
+        summary.restart,
+        if summary.restart == 1 {
+            "restart"
+        } else {
+            "restarts"
+        }
+    )
+}
+
+/// The whole plan as text.
+pub fn plan(planned: &Planned, palette: Palette) -> String {
+    let graph = &planned.graph;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "meshplan: plan {} ({}), {} objects read from {}\n",
+        palette.bold(&graph.plan),
+        graph.strategy.as_str(),
+        planned.inventory.len(),
+        planned
+            .plan
+            .spec
+            .source
+            .manifests
+            .iter()
+            .map(|p| lexical(&planned.plan.base_dir().join(p)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    findings(&mut out, &planned.translation.findings, palette);
+    let total = graph.steps.len();
+    for (i, step) in graph.steps.iter().enumerate() {
+        let after = if step.depends_on.is_empty() {
+            String::new()
+        } else {
+            format!("  (after {})", step.depends_on.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "{} {}{after}\n  {}",
+            palette.bold(&format!("Step {}/{total}", i + 1)),
+            palette.bold(&step.id),
+            step.description
+        );
+        if step.changes.is_empty() {
+            let _ = writeln!(out, "  (no object changes)");
+        }
+        for change in &step.changes {
+            let color = action_color(change.action);
+            let _ = writeln!(
+                out,
+                "  {} {}",
+                palette.color(color, change.action.symbol()),
+                change.object
+            );
+            let diff = diff::unified(change.before.as_ref(), change.after.as_ref());
+            for line in diff.lines() {
+                let styled = if line.starts_with("+++") || line.starts_with("---") {
+                    palette.bold(line)
+                } else if line.starts_with('+') {
+                    palette.color(AnsiColor::Green, line)
+                } else if line.starts_with('-') {
+                    palette.color(AnsiColor::Red, line)
+                } else if line.starts_with("@@") {
+                    palette.color(AnsiColor::Cyan, line)
+                } else {
+                    line.to_owned()
+                };
+                let _ = writeln!(out, "      {styled}");
+            }
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{}", palette.bold(&summary_line(graph.summary())));
+    out
+}
+
+/// A path with `dir/..` pairs folded away, for display only.
+fn lexical(path: &std::path::Path) -> String {
+    use std::path::Component;
+    let mut parts: Vec<Component<'_>> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir if matches!(parts.last(), Some(Component::Normal(_))) => {
+                parts.pop();
+            }
+            Component::CurDir => {}
+            other => parts.push(other),
+        }
+    }
+    parts
+        .iter()
+        .collect::<std::path::PathBuf>()
+        .display()
+        .to_string()
+}

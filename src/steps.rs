@@ -1,0 +1,158 @@
+//! The step graph: the migration as serialisable data (what a saved plan and the journal hold).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::object::ObjectRef;
+use crate::plan::{Install, StrategyKind};
+
+/// A whole migration: its steps in execution order, each with its dependencies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepGraph {
+    /// Plan name.
+    pub plan: String,
+    /// Strategy the graph was built for.
+    pub strategy: StrategyKind,
+    /// Steps in a valid execution order.
+    pub steps: Vec<Step>,
+}
+
+/// One step: an action and the object changes it makes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    /// Stable identifier, e.g. `routing` or `restart-howto-k8s-http2-red`.
+    pub id: String,
+    /// What the step does, in a sentence.
+    pub description: String,
+    /// Steps that must finish first.
+    pub depends_on: Vec<String>,
+    /// What the engine does.
+    pub action: Action,
+    /// The objects it creates, changes, deletes or restarts.
+    pub changes: Vec<Change>,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Action {
+    /// Check the source and the cluster before anything changes.
+    Preflight {
+        /// Namespaces in scope.
+        namespaces: Vec<String>,
+        /// The App Mesh mesh.
+        mesh: String,
+    },
+    /// Make sure Istio is installed and serving.
+    EnsureIstio {
+        /// Existing installation, or an EKS add-on.
+        install: Install,
+        /// Control-plane revision, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revision: Option<String>,
+    },
+    /// Server-side apply the `after` of every change.
+    Apply,
+    /// Set and remove namespace labels.
+    Relabel {
+        /// The namespace.
+        namespace: String,
+        /// Labels removed.
+        remove: Vec<String>,
+        /// Labels set.
+        set: BTreeMap<String, String>,
+    },
+    /// Restart a Deployment so its pods are re-created (and re-injected).
+    Restart {
+        /// Namespace.
+        namespace: String,
+        /// Deployment name.
+        deployment: String,
+    },
+    /// Check every pod of the Deployments runs `istio-proxy` and no App Mesh `envoy`.
+    VerifySidecars {
+        /// Namespace.
+        namespace: String,
+        /// Deployment names.
+        deployments: Vec<String>,
+    },
+    /// Delete every object in `changes`.
+    Delete,
+}
+
+/// One object change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Change {
+    /// Create, update, delete or restart.
+    pub action: ChangeAction,
+    /// The object.
+    pub object: ObjectRef,
+    /// The object before the step (absent when created or restarted).
+    pub before: Option<Value>,
+    /// The object after the step (absent when deleted or restarted).
+    pub after: Option<Value>,
+}
+
+/// The kinds of object change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeAction {
+    /// `+` a new object.
+    Create,
+    /// `~` a changed object.
+    Update,
+    /// `-` a removed object.
+    Delete,
+    /// `↻` a rollout restart.
+    Restart,
+}
+
+impl ChangeAction {
+    /// The symbol shown in the plan.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            ChangeAction::Create => "+",
+            ChangeAction::Update => "~",
+            ChangeAction::Delete => "-",
+            ChangeAction::Restart => "↻",
+        }
+    }
+}
+
+/// How many changes of each kind a graph makes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Objects created.
+    pub create: usize,
+    /// Objects changed.
+    pub update: usize,
+    /// Objects deleted.
+    pub delete: usize,
+    /// Deployments restarted.
+    pub restart: usize,
+}
+
+impl Summary {
+    /// True when the graph changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Summary::default()
+    }
+}
+
+impl StepGraph {
+    /// Counts the changes.
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary::default();
+        for change in self.steps.iter().flat_map(|s| &s.changes) {
+            match change.action {
+                ChangeAction::Create => summary.create += 1,
+                ChangeAction::Update => summary.update += 1,
+                ChangeAction::Delete => summary.delete += 1,
+                ChangeAction::Restart => summary.restart += 1,
+            }
+        }
+        summary
+    }
+}

@@ -1,0 +1,246 @@
+//! In place: the manual recipe as steps. Istio config first, then relabel and restart, then cleanup.
+
+use serde_json::Value;
+
+use super::{access_logging, injection_labels, peer_authentication};
+use crate::inventory::Inventory;
+use crate::istio::ApiVersions;
+use crate::object::ObjectRef;
+use crate::plan::{PlanFile, StrategyKind};
+use crate::steps::{Action, Change, ChangeAction, Step, StepGraph};
+use crate::translate::Translation;
+
+pub(super) fn build(
+    plan: &PlanFile,
+    inventory: &Inventory,
+    translation: &Translation,
+) -> StepGraph {
+    let spec = &plan.spec;
+    let api = ApiVersions::for_version(&spec.istio.version);
+    let namespaces: Vec<String> = spec
+        .source
+        .namespaces
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let mut steps = Vec::new();
+    let mut push = |id: String, description: String, depends_on: Vec<String>, action, changes| {
+        steps.push(Step {
+            id,
+            description,
+            depends_on,
+            action,
+            changes,
+        });
+    };
+
+    push(
+        "preflight".into(),
+        "Check the App Mesh inventory, the namespaces in scope and access to the cluster".into(),
+        vec![],
+        Action::Preflight {
+            namespaces: namespaces.clone(),
+            mesh: spec.source.mesh.clone(),
+        },
+        vec![],
+    );
+    push(
+        "istio".into(),
+        format!(
+            "Make sure Istio {} is installed: istiod available and the Istio CRDs served",
+            spec.istio.version
+        ),
+        vec!["preflight".into()],
+        Action::EnsureIstio {
+            install: spec.istio.install,
+            revision: spec.istio.revision.as_ref().map(|r| r.to_string()),
+        },
+        vec![],
+    );
+    let mut config_done = vec!["istio".to_owned()];
+    if spec.istio.access_logging {
+        push(
+            "telemetry".into(),
+            "Turn on Envoy access logging mesh-wide".into(),
+            vec!["istio".into()],
+            Action::Apply,
+            vec![create(access_logging(api))],
+        );
+        config_done = vec!["telemetry".to_owned()];
+    }
+    let mut routing_after = vec!["istio".to_owned()];
+    if !translation.services.is_empty() {
+        push(
+            "service-selectors".into(),
+            "Give selector-less App Mesh Services the labels of their pods, so Istio finds the endpoints".into(),
+            vec!["istio".into()],
+            Action::Apply,
+            translation
+                .services
+                .iter()
+                .map(|s| update(s.before.clone(), s.after.clone()))
+                .collect(),
+        );
+        routing_after = vec!["service-selectors".to_owned()];
+    }
+    let mut last = routing_after.clone();
+    if !translation.objects.is_empty() {
+        push(
+            "routing".into(),
+            "Apply the translated routing: DestinationRules (subsets) before VirtualServices"
+                .into(),
+            routing_after,
+            Action::Apply,
+            translation.objects.iter().cloned().map(create).collect(),
+        );
+        last = vec!["routing".to_owned()];
+    }
+    push(
+        "peer-authentication".into(),
+        format!(
+            "Set mutual TLS to {} in the migrated namespaces",
+            serde_json::to_value(spec.istio.mtls)
+                .expect("serialises")
+                .as_str()
+                .unwrap_or_default()
+        ),
+        last,
+        Action::Apply,
+        namespaces
+            .iter()
+            .map(|ns| create(peer_authentication(api, ns, spec.istio.mtls)))
+            .collect(),
+    );
+
+    let (remove, set) = injection_labels(plan, translation);
+    let mut restarts = Vec::new();
+    for namespace in &inventory.namespaces {
+        let ns = namespace.name().to_owned();
+        if !namespaces.contains(&ns) {
+            continue;
+        }
+        let relabel_id = format!("relabel-{ns}");
+        let mut after = namespace.raw.clone();
+        if let Some(labels) = after["metadata"]["labels"].as_object_mut() {
+            labels.retain(|k, _| !remove.contains(k));
+        }
+        for (k, v) in &set {
+            after["metadata"]["labels"][k] = Value::String(v.clone());
+        }
+        let mut deps = vec!["peer-authentication".to_owned()];
+        deps.extend(config_done.iter().cloned());
+        push(
+            relabel_id.clone(),
+            format!("Switch namespace {ns} from App Mesh injection to Istio injection"),
+            deps,
+            Action::Relabel {
+                namespace: ns.clone(),
+                remove: remove.clone(),
+                set: set.clone(),
+            },
+            vec![update(namespace.raw.clone(), after)],
+        );
+        let deployments: Vec<String> = inventory
+            .deployments
+            .iter()
+            .filter(|d| d.namespace() == ns)
+            .map(|d| d.name().to_owned())
+            .collect();
+        let mut restart_ids = Vec::new();
+        for deployment in &deployments {
+            let id = format!("restart-{ns}-{deployment}");
+            push(
+                id.clone(),
+                format!(
+                    "Restart Deployment {ns}/{deployment} so its pods get the Istio sidecar, and wait for the rollout"
+                ),
+                vec![relabel_id.clone()],
+                Action::Restart {
+                    namespace: ns.clone(),
+                    deployment: deployment.clone(),
+                },
+                vec![Change {
+                    action: ChangeAction::Restart,
+                    object: ObjectRef::new("apps/v1", "Deployment", Some(&ns), deployment),
+                    before: None,
+                    after: None,
+                }],
+            );
+            restart_ids.push(id);
+        }
+        let verify_id = format!("verify-sidecars-{ns}");
+        push(
+            verify_id.clone(),
+            format!("Check every pod in {ns} runs istio-proxy and no App Mesh envoy"),
+            if restart_ids.is_empty() {
+                vec![relabel_id]
+            } else {
+                restart_ids
+            },
+            Action::VerifySidecars {
+                namespace: ns.clone(),
+                deployments,
+            },
+            vec![],
+        );
+        restarts.push(verify_id);
+    }
+
+    if spec.cleanup.delete_appmesh {
+        let mut deletions: Vec<Change> = translation
+            .appmesh
+            .iter()
+            .map(|raw| delete(ObjectRef::of(raw), raw.clone()))
+            .collect();
+        if spec.cleanup.delete_mesh
+            && let Some(mesh) = inventory
+                .meshes
+                .iter()
+                .find(|m| m.name() == spec.source.mesh)
+        {
+            deletions.push(delete(mesh.object_ref(), mesh.raw.clone()));
+        }
+        if !deletions.is_empty() {
+            push(
+                "delete-appmesh".into(),
+                "Delete the App Mesh objects now that Istio carries the traffic".into(),
+                restarts,
+                Action::Delete,
+                deletions,
+            );
+        }
+    }
+
+    StepGraph {
+        plan: plan.name.clone(),
+        strategy: StrategyKind::InPlace,
+        steps,
+    }
+}
+
+fn create(after: Value) -> Change {
+    Change {
+        action: ChangeAction::Create,
+        object: ObjectRef::of(&after),
+        before: None,
+        after: Some(after),
+    }
+}
+
+fn update(before: Value, after: Value) -> Change {
+    Change {
+        action: ChangeAction::Update,
+        object: ObjectRef::of(&after),
+        before: Some(before),
+        after: Some(after),
+    }
+}
+
+fn delete(object: ObjectRef, before: Value) -> Change {
+    Change {
+        action: ChangeAction::Delete,
+        object,
+        before: Some(before),
+        after: None,
+    }
+}
