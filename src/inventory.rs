@@ -9,7 +9,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::appmesh::{self, Mesh, VirtualNode, VirtualRouter, VirtualService};
+use crate::appmesh::{
+    self, BackendGroup, GatewayRoute, Mesh, VirtualGateway, VirtualNode, VirtualRouter,
+    VirtualService,
+};
 use crate::object::ObjectRef;
 
 /// Where an object was read from.
@@ -66,8 +69,16 @@ pub struct Inventory {
     pub virtual_services: Vec<Item<VirtualService>>,
     /// App Mesh virtual routers.
     pub virtual_routers: Vec<Item<VirtualRouter>>,
+    /// App Mesh virtual gateways.
+    pub virtual_gateways: Vec<Item<VirtualGateway>>,
+    /// App Mesh gateway routes.
+    pub gateway_routes: Vec<Item<GatewayRoute>>,
+    /// App Mesh backend groups.
+    pub backend_groups: Vec<Item<BackendGroup>>,
     /// Objects of kinds meshplan does not model (reported, never changed).
     pub other: Vec<Item<Value>>,
+    /// Objects whose fields do not fit their kind's schema, with the reason (reported as errors).
+    pub invalid: Vec<(Item<Value>, String)>,
 }
 
 /// A manifest that cannot be read.
@@ -200,24 +211,37 @@ impl Inventory {
                 help: None,
             });
         }
+        let item = Item {
+            value: (),
+            raw,
+            origin,
+        };
+        let invalid = &mut self.invalid;
         match (object.api_version.as_str(), object.kind.as_str()) {
-            ("v1", "Namespace") => self.namespaces.push(typed(raw, origin, &object)?),
-            ("v1", "Service") => self.services.push(typed(raw, origin, &object)?),
-            ("apps/v1", "Deployment") => self.deployments.push(typed(raw, origin, &object)?),
-            (appmesh::API_VERSION, "Mesh") => self.meshes.push(typed(raw, origin, &object)?),
-            (appmesh::API_VERSION, "VirtualNode") => {
-                self.virtual_nodes.push(typed(raw, origin, &object)?)
-            }
+            ("v1", "Namespace") => typed(item, &mut self.namespaces, invalid),
+            ("v1", "Service") => typed(item, &mut self.services, invalid),
+            ("apps/v1", "Deployment") => typed(item, &mut self.deployments, invalid),
+            (appmesh::API_VERSION, "Mesh") => typed(item, &mut self.meshes, invalid),
+            (appmesh::API_VERSION, "VirtualNode") => typed(item, &mut self.virtual_nodes, invalid),
             (appmesh::API_VERSION, "VirtualService") => {
-                self.virtual_services.push(typed(raw, origin, &object)?)
+                typed(item, &mut self.virtual_services, invalid)
             }
             (appmesh::API_VERSION, "VirtualRouter") => {
-                self.virtual_routers.push(typed(raw, origin, &object)?)
+                typed(item, &mut self.virtual_routers, invalid)
+            }
+            (appmesh::API_VERSION, "VirtualGateway") => {
+                typed(item, &mut self.virtual_gateways, invalid)
+            }
+            (appmesh::API_VERSION, "GatewayRoute") => {
+                typed(item, &mut self.gateway_routes, invalid)
+            }
+            (appmesh::API_VERSION, "BackendGroup") => {
+                typed(item, &mut self.backend_groups, invalid)
             }
             _ => self.other.push(Item {
-                value: raw.clone(),
-                raw,
-                origin,
+                value: item.raw.clone(),
+                raw: item.raw,
+                origin: item.origin,
             }),
         }
         Ok(())
@@ -232,7 +256,11 @@ impl Inventory {
             + self.virtual_nodes.len()
             + self.virtual_services.len()
             + self.virtual_routers.len()
+            + self.virtual_gateways.len()
+            + self.gateway_routes.len()
+            + self.backend_groups.len()
             + self.other.len()
+            + self.invalid.len()
     }
 
     /// True when nothing was read.
@@ -241,23 +269,29 @@ impl Inventory {
     }
 }
 
+/// Decodes an object into its type, or files it as invalid with the field path at fault.
 fn typed<T: DeserializeOwned>(
-    raw: Value,
-    origin: Origin,
-    object: &ObjectRef,
-) -> Result<Item<T>, ManifestError> {
-    match serde_path_to_error::deserialize(&raw) {
-        Ok(value) => Ok(Item { value, raw, origin }),
-        Err(err) => Err(ManifestError::Object {
-            file: origin.file,
-            line: origin.line,
-            what: object.to_string(),
-            message: format!("field `{}`: {}", err.path(), err.inner()),
-            help: Some(format!(
-                "fix the field so that the object is a valid {} {}",
-                object.api_version, object.kind
-            )),
+    item: Item<()>,
+    into: &mut Vec<Item<T>>,
+    invalid: &mut Vec<(Item<Value>, String)>,
+) {
+    match serde_path_to_error::deserialize(&item.raw) {
+        Ok(value) => into.push(Item {
+            value,
+            raw: item.raw,
+            origin: item.origin,
         }),
+        Err(err) => {
+            let reason = format!("field `{}`: {}", err.path(), err.inner());
+            invalid.push((
+                Item {
+                    value: item.raw.clone(),
+                    raw: item.raw,
+                    origin: item.origin,
+                },
+                reason,
+            ));
+        }
     }
 }
 

@@ -6,6 +6,7 @@ pub mod plan;
 pub use error::Error;
 pub mod appmesh;
 pub mod diff;
+pub mod docs;
 pub mod findings;
 pub mod inventory;
 pub mod istio;

@@ -72,6 +72,7 @@ pub fn access_logging(api: ApiVersions) -> Value {
         kind: "Telemetry",
         metadata: managed("mesh-default", ISTIO_ROOT_NAMESPACE),
         spec: istio::TelemetrySpec {
+            selector: None,
             access_logging: vec![istio::AccessLogging {
                 providers: vec![istio::ProviderRef {
                     name: "envoy".to_owned(),
@@ -89,12 +90,13 @@ pub fn peer_authentication(api: ApiVersions, namespace: &str, mtls: Mtls) -> Val
         kind: "PeerAuthentication",
         metadata: managed("default", namespace),
         spec: istio::PeerAuthenticationSpec {
-            mtls: istio::PeerMtls {
+            mtls: Some(istio::PeerMtls {
                 mode: match mtls {
                     Mtls::Permissive => "PERMISSIVE",
                     Mtls::Strict => "STRICT",
                 },
-            },
+            }),
+            ..Default::default()
         },
     }
     .to_value()
