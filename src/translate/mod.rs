@@ -106,6 +106,7 @@ pub fn translate(inventory: &Inventory, options: &Options) -> Translation {
         used_overrides: BTreeSet::new(),
         table: coverage::table(),
         egress: None,
+        declared: Vec::new(),
     };
     mesh::translate(&mut ctx);
     ctx.others();
@@ -140,6 +141,9 @@ pub(crate) struct Ctx<'a> {
     table: Vec<coverage::KindCoverage>,
     /// The mesh's egress filter; `None` when the source has no mesh.
     pub egress: Option<appmesh::EgressFilterType>,
+    /// Findings the coverage table raised; a translator's own finding for the same code, object
+    /// and field (or a field inside it) replaces them with a more specific message.
+    declared: Vec<Finding>,
 }
 
 impl<'a> Ctx<'a> {
@@ -249,7 +253,7 @@ impl<'a> Ctx<'a> {
                 format!("{} In Istio: {istio}.", code.summary()),
             ));
         }
-        self.out.findings.extend(raised);
+        self.declared.extend(raised);
     }
 
     /// Adds an Istio object to the output.
@@ -504,6 +508,24 @@ impl<'a> Ctx<'a> {
 
     fn finish(mut self) -> Translation {
         service::unused_overrides(&mut self);
+        let declared = std::mem::take(&mut self.declared);
+        for finding in declared {
+            let related = |a: &str, b: &str| {
+                a == b
+                    || a.starts_with(&format!("{b}."))
+                    || b.starts_with(&format!("{a}."))
+                    || a.starts_with(&format!("{b}["))
+                    || b.starts_with(&format!("{a}["))
+            };
+            let specific = self.out.findings.iter().any(|f| {
+                f.code == finding.code
+                    && f.object == finding.object
+                    && related(&f.field, &finding.field)
+            });
+            if !specific {
+                self.out.findings.push(finding);
+            }
+        }
         let rules = std::mem::take(&mut self.destination_rules);
         for rule in rules.into_values() {
             let resource = istio::Resource {
