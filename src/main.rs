@@ -83,6 +83,12 @@ enum Command {
         #[arg(long, default_value = "1.27")]
         istio_version: IstioVersion,
     },
+    /// Explain a finding code: what it means, which fields raise it, what to do.
+    #[command(after_help = "Examples:\n  meshplan explain MP201\n  meshplan explain mp309")]
+    Explain {
+        /// The code, e.g. MP201.
+        code: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -198,6 +204,13 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             fail_on,
             istio_version,
         } => translate_files(&files, output, fail_on, istio_version, colors),
+        Command::Explain { code } => match findings::Code::parse(&code) {
+            Some(code) => {
+                print(&meshplan::docs::finding(code, &[]));
+                Ok(exit::OK)
+            }
+            None => Err(Box::new(UnknownCode(code))),
+        },
     }
 }
 
@@ -236,6 +249,12 @@ fn translate_files(
     let failed = matches!((fail_on.threshold(), worst), (Some(t), Some(w)) if w >= t);
     Ok(if failed { exit::FINDINGS } else { exit::OK })
 }
+
+/// `explain` was given a code that does not exist.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("unknown finding code `{0}`")]
+#[diagnostic(help("codes look like MP201; docs/findings.md lists them all"))]
+struct UnknownCode(String);
 
 fn boxed(err: meshplan::Error) -> Failure {
     Box::new(err)

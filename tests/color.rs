@@ -352,8 +352,10 @@ fn translate_names_the_file_and_line_of_bad_yaml() {
     assert!(err.to_lowercase().contains("duplicate"), "{err}");
 
     std::fs::write(&file, "apiVersion: appmesh.k8s.aws/v1beta2\nkind: VirtualNode\nmetadata:\n  name: a\n  namespace: n\nspec:\n  listeners:\n    - portMapping: {port: eighty, protocol: http}\n").unwrap();
+    // A wrong type is an error finding about that object (exit 3), not a crash of the run.
     let (code, _, err) = meshplan(&["translate", "-f", file.to_str().unwrap()]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("MP008"), "{err}");
     assert!(err.contains("bad.yaml:1"), "{err}");
     assert!(err.contains("spec.listeners[0].portMapping.port"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();

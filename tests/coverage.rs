@@ -130,3 +130,116 @@ fn examples() -> BTreeMap<Code, Vec<String>> {
 fn findings_doc_is_current() {
     check_doc("findings.md", &meshplan::docs::findings_with(&examples()));
 }
+
+/// The CRD rules as Rust source for `src/translate/constraints.rs`.
+fn constraints_source() -> String {
+    fn walk(kind: &str, schema: &Value, path: &str, out: &mut Vec<String>) {
+        let opt = |v: &Value| {
+            v.as_i64()
+                .map_or("None".to_owned(), |n| format!("Some({n})"))
+        };
+        let optu = |v: &Value| {
+            v.as_u64()
+                .map_or("None".to_owned(), |n| format!("Some({n})"))
+        };
+        if let Some(required) = schema.get("required").and_then(Value::as_array) {
+            let keys: Vec<String> = required
+                .iter()
+                .map(|k| format!("{:?}", k.as_str().unwrap()))
+                .collect();
+            out.push(format!(
+                "    ({kind:?}, {path:?}, Rule::Required(&[{}])),",
+                keys.join(", ")
+            ));
+        }
+        if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+            for (key, child) in properties {
+                walk(kind, child, &format!("{path}.{key}"), out);
+            }
+            return;
+        }
+        if schema["type"] == "array" {
+            if schema.get("minItems").is_some() || schema.get("maxItems").is_some() {
+                out.push(format!(
+                    "    ({kind:?}, {path:?}, Rule::Items {{ min: {}, max: {} }}),",
+                    optu(&schema["minItems"]),
+                    optu(&schema["maxItems"])
+                ));
+            }
+            if let Some(items) = schema.get("items") {
+                walk(kind, items, &format!("{path}[]"), out);
+            }
+            return;
+        }
+        if schema.get("minimum").is_some() || schema.get("maximum").is_some() {
+            out.push(format!(
+                "    ({kind:?}, {path:?}, Rule::Int {{ min: {}, max: {} }}),",
+                opt(&schema["minimum"]),
+                opt(&schema["maximum"])
+            ));
+        }
+        if schema.get("minLength").is_some() || schema.get("maxLength").is_some() {
+            out.push(format!(
+                "    ({kind:?}, {path:?}, Rule::Length {{ min: {}, max: {} }}),",
+                optu(&schema["minLength"]),
+                optu(&schema["maxLength"])
+            ));
+        }
+        if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+            let values: Vec<String> = values
+                .iter()
+                .map(|v| format!("{:?}", v.as_str().unwrap()))
+                .collect();
+            out.push(format!(
+                "    ({kind:?}, {path:?}, Rule::Enum(&[{}])),",
+                values.join(", ")
+            ));
+        }
+    }
+    let mut crds: Vec<(String, Value)> = Vec::new();
+    for entry in std::fs::read_dir(crds_dir().join("appmesh")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        for crd in yaml_documents(&path) {
+            let kind = crd["spec"]["names"]["kind"].as_str().unwrap().to_owned();
+            for version in crd["spec"]["versions"].as_array().unwrap() {
+                if version["name"] == "v1beta2" {
+                    crds.push((
+                        kind.clone(),
+                        version["schema"]["openAPIV3Schema"]["properties"]["spec"].clone(),
+                    ));
+                }
+            }
+        }
+    }
+    crds.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut lines = Vec::new();
+    for (kind, spec) in &crds {
+        walk(kind, spec, "spec", &mut lines);
+    }
+    format!(
+        "//! The rules of the App Mesh v1beta2 CRD schemas. Generated from `$MESHPLAN_CRDS_DIR/appmesh` by\n\
+         //! `MESHPLAN_BLESS=1 cargo test --test coverage`; a test fails when it no longer matches them.\n\n\
+         use super::validate::Rule;\n\n\
+         /// (kind, field path, rule), in CRD order.\n\
+         #[rustfmt::skip]\n\
+         pub const RULES: &[(&str, &str, Rule)] = &[\n{}\n];\n",
+        lines.join("\n")
+    )
+}
+
+#[test]
+fn validation_rules_match_the_crds() {
+    let generated = constraints_source();
+    let path = root().join("src/translate/constraints.rs");
+    if std::env::var_os("MESHPLAN_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "src/translate/constraints.rs is stale: run `MESHPLAN_BLESS=1 cargo test --test coverage`"
+    );
+}

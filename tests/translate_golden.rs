@@ -39,7 +39,8 @@ pub fn render_findings(findings: &[Finding]) -> String {
 
 fn run_case(dir: &Path, appmesh: &CrdSchemas, istio: &CrdSchemas) -> Vec<String> {
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-    let input = dir.join("input.yaml");
+    // Relative, so that file names in findings are the same on every machine.
+    let input = dir.strip_prefix(root()).unwrap().join("input.yaml");
     let mut problems = Vec::new();
     if !name.starts_with("invalid-") {
         for doc in yaml_documents(&input) {

@@ -7,6 +7,7 @@
 
 mod backend_group;
 pub mod common;
+mod constraints;
 pub mod coverage;
 mod gateway;
 pub mod matching;
@@ -14,6 +15,7 @@ mod mesh;
 mod node;
 mod router;
 mod service;
+pub mod validate;
 pub mod weights;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -236,6 +238,14 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+        for (path, problem) in validate::check(kind, &item.raw) {
+            raised.push(Finding::new(
+                Code::InvalidObject,
+                object.clone(),
+                &path,
+                format!("{problem}; the App Mesh API server would reject this object"),
+            ));
+        }
         for ((code, parent), paths) in grouped {
             let istio = fields
                 .iter()
@@ -451,12 +461,17 @@ impl<'a> Ctx<'a> {
             if !self.in_scope(item.namespace()) && !item.namespace().is_empty() {
                 continue;
             }
+            // The inventory writes "field `path`: message"; the path belongs in `field`.
+            let (field, message) = reason
+                .strip_prefix("field `")
+                .and_then(|r| r.split_once("`: "))
+                .unwrap_or(("", reason.as_str()));
             self.finding(
                 Code::InvalidObject,
                 &object,
-                "",
+                field,
                 format!(
-                    "{reason} ({}:{}); the object is not translated",
+                    "{message} ({}:{}); the object is not translated",
                     item.origin.file.display(),
                     item.origin.line
                 ),

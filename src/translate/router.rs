@@ -667,10 +667,12 @@ fn route_weights(
         );
         return None;
     };
-    if percent
-        .iter()
-        .map(|p| u64::from(*p))
-        .ne(raw.iter().copied())
+    // A lone target gets everything; saying "1 → 100" tells the reader nothing.
+    if targets.len() > 1
+        && percent
+            .iter()
+            .map(|p| u64::from(*p))
+            .ne(raw.iter().copied())
     {
         let shown: Vec<String> = names
             .iter()
