@@ -1,6 +1,11 @@
 //! Property tests of the router translation: weights, targets, order, determinism, no panics.
 
+mod common;
+
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use common::{CrdSchemas, crds_dir};
 
 use meshplan::inventory::{Inventory, Origin};
 use meshplan::translate::{self, Options, Translation};
@@ -8,6 +13,23 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 const NODES: usize = 4;
+
+static ISTIO: LazyLock<CrdSchemas> = LazyLock::new(|| CrdSchemas::load(&crds_dir().join("istio")));
+
+/// Every emitted Istio object must pass the Istio CRD schemas, whatever the input.
+fn assert_valid_istio(translation: &Translation) -> Result<(), TestCaseError> {
+    for object in &translation.objects {
+        if object["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("istio.io")
+        {
+            let result = ISTIO.validate(object);
+            prop_assert!(result.is_ok(), "{object}\n{result:?}");
+        }
+    }
+    Ok(())
+}
 
 /// A route: name, optional priority, prefix, and a weight per target node (None: not a target).
 type RouteSpec = (Option<i64>, String, Vec<Option<u8>>);
@@ -18,6 +40,80 @@ fn route_strategy() -> impl Strategy<Value = RouteSpec> {
         "/[a-z]{0,6}",
         proptest::collection::vec(proptest::option::of(0u8..=100), NODES),
     )
+}
+
+/// Valid App Mesh durations, zero included.
+fn duration() -> impl Strategy<Value = Value> {
+    (prop_oneof![Just("s"), Just("ms")], 0i64..100_000)
+        .prop_map(|(unit, value)| json!({"unit": unit, "value": value}))
+}
+
+/// Everything else a route may carry: header matchers, retries, timeouts, a method.
+fn decorations() -> impl Strategy<Value = Value> {
+    let header = (
+        "[A-Za-z-]{1,8}",
+        prop_oneof![
+            "[ -~]{1,10}".prop_map(|v| json!({"exact": v})),
+            "[ -~]{1,10}".prop_map(|v| json!({"prefix": v})),
+            "[ -~]{1,10}".prop_map(|v| json!({"suffix": v})),
+            (any::<i64>(), any::<i64>())
+                .prop_map(|(a, b)| json!({"range": {"start": a.min(b), "end": a.max(b)}})),
+            Just(Value::Null),
+        ],
+        any::<bool>(),
+    )
+        .prop_map(|(name, m, invert)| {
+            let mut h = json!({"name": name, "invert": invert});
+            if !m.is_null() {
+                h["match"] = m;
+            }
+            h
+        });
+    let events = proptest::sample::subsequence(
+        vec![
+            "server-error",
+            "gateway-error",
+            "client-error",
+            "stream-error",
+        ],
+        0..=4,
+    );
+    let retry = (0i64..5, duration(), events, any::<bool>()).prop_map(|(n, per, events, tcp)| {
+        let mut r = json!({"maxRetries": n, "perRetryTimeout": per, "httpRetryEvents": events});
+        if tcp {
+            r["tcpRetryEvents"] = json!(["connection-error"]);
+        }
+        r
+    });
+    (
+        proptest::collection::vec(header, 0..4),
+        proptest::option::of(retry),
+        proptest::option::of((
+            proptest::option::of(duration()),
+            proptest::option::of(duration()),
+        )),
+        proptest::option::of(prop_oneof![Just("GET"), Just("POST")]),
+    )
+        .prop_map(|(headers, retry, timeout, method)| {
+            let mut d = json!({"headers": headers});
+            if let Some(r) = retry {
+                d["retryPolicy"] = r;
+            }
+            if let Some((per, idle)) = timeout {
+                let mut t = json!({});
+                if let Some(p) = per {
+                    t["perRequest"] = p;
+                }
+                if let Some(i) = idle {
+                    t["idle"] = i;
+                }
+                d["timeout"] = t;
+            }
+            if let Some(m) = method {
+                d["method"] = json!(m);
+            }
+            d
+        })
 }
 
 fn inventory(routes: &[RouteSpec]) -> Inventory {
@@ -86,6 +182,7 @@ proptest! {
         routes in proptest::collection::vec(route_strategy(), 1..5)
     ) {
         let translation = translate::translate(&inventory(&routes), &Options::default());
+        assert_valid_istio(&translation)?;
         let by_name: BTreeMap<String, Value> = http_routes(&translation)
             .into_iter()
             .map(|r| (r["name"].as_str().unwrap().to_owned(), r))
@@ -128,6 +225,29 @@ proptest! {
     }
 
     #[test]
+    fn any_valid_route_translates_to_valid_istio(
+        routes in proptest::collection::vec((route_strategy(), decorations()), 1..4)
+    ) {
+        let specs: Vec<RouteSpec> = routes.iter().map(|(r, _)| r.clone()).collect();
+        let mut inventory = inventory(&specs);
+        // Decorate the generated router's routes in place.
+        let router = inventory.virtual_routers.pop().unwrap();
+        let mut raw = router.raw.clone();
+        for (i, (_, d)) in routes.iter().enumerate() {
+            let route = &mut raw["spec"]["routes"][i]["httpRoute"];
+            if !d["headers"].as_array().unwrap().is_empty() {
+                route["match"]["headers"] = d["headers"].clone();
+            }
+            if let Some(m) = d.get("method") { route["match"]["method"] = m.clone(); }
+            if let Some(r) = d.get("retryPolicy") { route["retryPolicy"] = r.clone(); }
+            if let Some(t) = d.get("timeout") { route["timeout"] = t.clone(); }
+        }
+        inventory.add(raw, router.origin.clone(), 0).unwrap();
+        let translation = translate::translate(&inventory, &Options::default());
+        assert_valid_istio(&translation)?;
+    }
+
+    #[test]
     fn translation_is_deterministic(routes in proptest::collection::vec(route_strategy(), 1..5)) {
         let inventory = inventory(&routes);
         let a = translate::translate(&inventory, &Options::default());
@@ -143,7 +263,8 @@ proptest! {
                          "metadata": {"name": "x", "namespace": "p"}, "spec": spec});
         let mut inventory = inventory(&[(None, "/".to_owned(), vec![Some(1), None, None, None])]);
         let _ = inventory.add(doc, Origin { file: "fuzz.yaml".into(), line: 0 }, 0);
-        let _ = translate::translate(&inventory, &Options::default());
+        let translation = translate::translate(&inventory, &Options::default());
+        assert_valid_istio(&translation)?;
     }
 }
 
