@@ -13,6 +13,7 @@ pub mod istio;
 pub mod object;
 pub mod pipeline;
 pub mod report;
+pub mod state;
 pub mod steps;
 pub mod strategy;
 pub mod translate;

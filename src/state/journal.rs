@@ -1,0 +1,177 @@
+//! The journal: what each step of a run did.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{StateError, write_atomic};
+use crate::object::ObjectRef;
+
+/// The progress of one run of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journal {
+    /// Plan name.
+    pub plan: String,
+    /// Fingerprint of the plan text and step graph the run executes.
+    pub fingerprint: String,
+    /// Per step id.
+    pub steps: BTreeMap<String, StepRecord>,
+}
+
+/// What happened to one step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Where the step is.
+    pub state: StepState,
+    /// When it started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When it finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The objects as they were before the step touched them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_images: Vec<PreImage>,
+}
+
+/// States of a step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepState {
+    /// Not started.
+    #[default]
+    Pending,
+    /// Started; a crash here means "observe again before acting".
+    Running,
+    /// Finished and verified.
+    Done,
+    /// Failed; the error says why.
+    Failed,
+    /// Undone by a rollback.
+    RolledBack,
+}
+
+/// An object before a step touched it (`None`: it did not exist).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreImage {
+    /// The object.
+    pub object: ObjectRef,
+    /// Its content before, server-set fields removed.
+    pub before: Option<Value>,
+}
+
+impl Journal {
+    /// A journal with every step pending.
+    pub fn new<'a>(
+        plan: &str,
+        fingerprint: &str,
+        steps: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        Journal {
+            plan: plan.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            steps: steps
+                .into_iter()
+                .map(|id| (id.to_owned(), StepRecord::default()))
+                .collect(),
+        }
+    }
+
+    /// Reads the journal at `path`; `None` when there is none yet. A journal of another plan
+    /// version is refused rather than resumed against the wrong steps.
+    pub fn load(path: &Path, fingerprint: &str) -> Result<Option<Journal>, StateError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let journal: Journal = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        if journal.fingerprint != fingerprint {
+            return Err(StateError::PlanChanged {
+                path: path.to_owned(),
+                found: journal.fingerprint,
+                expected: fingerprint.to_owned(),
+            });
+        }
+        Ok(Some(journal))
+    }
+
+    /// Writes the journal atomically.
+    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+        let mut text = serde_json::to_string_pretty(self).expect("journals serialise");
+        text.push('\n');
+        write_atomic(path, text.as_bytes())
+    }
+
+    /// The record of a step (created pending when unknown).
+    pub fn step(&mut self, id: &str) -> &mut StepRecord {
+        self.steps.entry(id.to_owned()).or_default()
+    }
+
+    /// True when every step is done.
+    pub fn complete(&self) -> bool {
+        self.steps.values().all(|s| s.state == StepState::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "meshplan-journal-{}-{}",
+            std::process::id(),
+            std::thread::current()
+                .name()
+                .unwrap_or("t")
+                .replace(':', "_")
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn journals_round_trip_and_refuse_another_plan() {
+        let path = dir().join("color.state.json");
+        assert_eq!(Journal::load(&path, "abc").unwrap(), None);
+        let mut journal = Journal::new("color", "abc", ["preflight", "routing"]);
+        journal.step("routing").state = StepState::Running;
+        journal.step("routing").pre_images.push(PreImage {
+            object: ObjectRef::new("v1", "Service", Some("ns"), "color"),
+            before: None,
+        });
+        journal.save(&path).unwrap();
+        assert_eq!(Journal::load(&path, "abc").unwrap(), Some(journal.clone()));
+        assert!(!journal.complete());
+        match Journal::load(&path, "def") {
+            Err(StateError::PlanChanged {
+                found, expected, ..
+            }) => {
+                assert_eq!((found.as_str(), expected.as_str()), ("abc", "def"));
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(matches!(
+            Journal::load(&path, "abc"),
+            Err(StateError::Corrupt { .. })
+        ));
+        // No temporary files are left behind by atomic writes.
+        let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(leftovers, 1);
+    }
+}

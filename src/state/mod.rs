@@ -1,0 +1,82 @@
+//! The checkpoint journal and the plan lock, kept in local files.
+//!
+//! The journal records, per step, its state, timing, error and the pre-images of the objects it
+//! touched, so that an interrupted `apply` resumes and `rollback` restores. It is written
+//! atomically (temporary file, fsync, rename, fsync of the folder): a crash leaves the previous
+//! journal or the new one, never a torn file.
+
+mod journal;
+mod lock;
+
+pub use journal::{Journal, PreImage, StepRecord, StepState};
+pub use lock::{Holder, LockError, LockGuard, acquire, force_unlock};
+
+use std::path::{Path, PathBuf};
+
+/// Where a plan's journal and lock live by default: `.meshplan/<plan>.state.json` and `.lock`.
+pub fn default_paths(base: &Path, plan: &str) -> (PathBuf, PathBuf) {
+    let dir = base.join(".meshplan");
+    (
+        dir.join(format!("{plan}.state.json")),
+        dir.join(format!("{plan}.lock")),
+    )
+}
+
+/// Errors of the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The journal file could not be read or written.
+    #[error("state file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The journal file is not a journal.
+    #[error("state file {path} is damaged: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The journal belongs to another version of the plan.
+    #[error(
+        "state file {path} was written for a different plan (fingerprint {found}, the plan now has {expected}); finish or roll back the old run, or move the file away"
+    )]
+    PlanChanged {
+        /// The file.
+        path: PathBuf,
+        /// Fingerprint in the file.
+        found: String,
+        /// Fingerprint of the plan given.
+        expected: String,
+    },
+}
+
+/// Writes `bytes` to `path` atomically: a reader sees the old content or the new, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    use std::io::Write;
+    let io = |source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    // The rename is only durable once the folder itself is synced.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    Ok(())
+}
