@@ -5,8 +5,10 @@ pub mod plan;
 
 pub use error::Error;
 pub mod appmesh;
+pub mod cluster;
 pub mod diff;
 pub mod docs;
+pub mod engine;
 pub mod findings;
 pub mod inventory;
 pub mod istio;

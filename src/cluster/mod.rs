@@ -1,0 +1,175 @@
+//! The live cluster through kube-rs: connecting, and reading the inventory with one LIST per kind
+//! per namespace (never a GET per object).
+
+mod ops;
+
+pub use ops::{Cluster, FIELD_MANAGER, strip_server_fields};
+
+use std::path::Path;
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::Value;
+
+use crate::appmesh;
+use crate::inventory::{Inventory, Origin};
+
+/// Errors talking to the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No usable kubeconfig or in-cluster configuration.
+    #[error("cannot load the Kubernetes configuration: {0}")]
+    Config(String),
+    /// A request failed.
+    #[error("{what}: {source}")]
+    Api {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: kube::Error,
+    },
+    /// An object from the cluster does not fit the inventory.
+    #[error("{0}")]
+    Inventory(#[from] crate::inventory::ManifestError),
+}
+
+/// Connects with a kubeconfig file (or `$KUBECONFIG` / `~/.kube/config`, or the in-cluster
+/// service account when there is none) and an optional context.
+pub async fn connect(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<Client, ClusterError> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    let config_error = |e: &dyn std::fmt::Display| ClusterError::Config(e.to_string());
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = Kubeconfig::read_from(path)
+                .map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))?;
+            Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| config_error(&e))?
+        }
+        None if context.is_some() => Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| config_error(&e))?,
+        None => Config::infer().await.map_err(|e| config_error(&e))?,
+    };
+    Client::try_from(config).map_err(|e| ClusterError::Api {
+        what: "creating the client".to_owned(),
+        source: e,
+    })
+}
+
+/// Connects with kubeconfig text (used with an in-process kubesim).
+pub async fn connect_yaml(kubeconfig: &str) -> Result<Client, ClusterError> {
+    let file =
+        Kubeconfig::from_yaml(kubeconfig).map_err(|e| ClusterError::Config(e.to_string()))?;
+    let config = Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| ClusterError::Config(e.to_string()))?;
+    Client::try_from(config).map_err(|e| ClusterError::Api {
+        what: "creating the client".to_owned(),
+        source: e,
+    })
+}
+
+/// The namespaced kinds read per namespace, with their plural names.
+const NAMESPACED: &[(&str, &str, &str, &str)] = &[
+    ("", "v1", "Service", "services"),
+    ("apps", "v1", "Deployment", "deployments"),
+    (appmesh::GROUP, "v1beta2", "VirtualNode", "virtualnodes"),
+    (
+        appmesh::GROUP,
+        "v1beta2",
+        "VirtualService",
+        "virtualservices",
+    ),
+    (appmesh::GROUP, "v1beta2", "VirtualRouter", "virtualrouters"),
+    (
+        appmesh::GROUP,
+        "v1beta2",
+        "VirtualGateway",
+        "virtualgateways",
+    ),
+    (appmesh::GROUP, "v1beta2", "GatewayRoute", "gatewayroutes"),
+    (appmesh::GROUP, "v1beta2", "BackendGroup", "backendgroups"),
+];
+
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+/// Reads the App Mesh objects and workloads of `namespaces` (and the cluster's Meshes).
+pub async fn inventory(client: &Client, namespaces: &[String]) -> Result<Inventory, ClusterError> {
+    let mut inventory = Inventory::default();
+    let mut index = 0;
+    let mut add = |inventory: &mut Inventory,
+                   object: DynamicObject,
+                   ar: &ApiResource|
+     -> Result<(), ClusterError> {
+        let mut value = serde_json::to_value(&object).expect("objects serialise");
+        // LIST items carry no apiVersion/kind of their own.
+        value["apiVersion"] = Value::String(ar.api_version.clone());
+        value["kind"] = Value::String(ar.kind.clone());
+        let origin = Origin {
+            file: format!(
+                "cluster:{}/{}",
+                ar.plural,
+                object.metadata.name.as_deref().unwrap_or_default()
+            )
+            .into(),
+            line: 0,
+        };
+        inventory.add(value, origin, index)?;
+        index += 1;
+        Ok(())
+    };
+    let list = |what: String| {
+        move |source| ClusterError::Api {
+            what: what.clone(),
+            source,
+        }
+    };
+
+    let ns_resource = resource("", "v1", "Namespace", "namespaces");
+    let all: Api<DynamicObject> = Api::all_with(client.clone(), &ns_resource);
+    for object in all
+        .list(&ListParams::default())
+        .await
+        .map_err(list("listing namespaces".into()))?
+    {
+        if namespaces
+            .iter()
+            .any(|n| Some(n.as_str()) == object.metadata.name.as_deref())
+        {
+            add(&mut inventory, object, &ns_resource)?;
+        }
+    }
+    let mesh_resource = resource(appmesh::GROUP, "v1beta2", "Mesh", "meshes");
+    let meshes: Api<DynamicObject> = Api::all_with(client.clone(), &mesh_resource);
+    for object in meshes
+        .list(&ListParams::default())
+        .await
+        .map_err(list("listing App Mesh meshes".into()))?
+    {
+        add(&mut inventory, object, &mesh_resource)?;
+    }
+    for namespace in namespaces {
+        for (group, version, kind, plural) in NAMESPACED {
+            let ar = resource(group, version, kind, plural);
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
+            let items = api
+                .list(&ListParams::default())
+                .await
+                .map_err(list(format!("listing {plural} in {namespace}")))?;
+            for object in items {
+                add(&mut inventory, object, &ar)?;
+            }
+        }
+    }
+    Ok(inventory)
+}

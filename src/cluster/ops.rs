@@ -1,0 +1,174 @@
+//! Object operations the engine needs, on any kind: read, apply, patch, create, delete.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::Client;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::pinned_kind;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::ClusterError;
+use crate::object::ObjectRef;
+
+/// The field manager meshplan writes with.
+pub const FIELD_MANAGER: &str = "meshplan";
+
+/// A client with the API resources it has discovered.
+#[derive(Clone)]
+pub struct Cluster {
+    /// The kube-rs client.
+    pub client: Client,
+    resources: Arc<Mutex<BTreeMap<(String, String), ApiResource>>>,
+}
+
+impl Cluster {
+    /// Wraps a client.
+    pub fn new(client: Client) -> Self {
+        Cluster {
+            client,
+            resources: Arc::default(),
+        }
+    }
+
+    /// The API resource of a kind, discovered once.
+    pub async fn resource(&self, object: &ObjectRef) -> Result<ApiResource, ClusterError> {
+        let key = (object.api_version.clone(), object.kind.clone());
+        if let Some(found) = self.resources.lock().await.get(&key) {
+            return Ok(found.clone());
+        }
+        let (group, version) = match object.api_version.rsplit_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", object.api_version.as_str()),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, &object.kind);
+        let (resource, _) =
+            pinned_kind(&self.client, &gvk)
+                .await
+                .map_err(|source| ClusterError::Api {
+                    what: format!("discovering {} {}", object.api_version, object.kind),
+                    source,
+                })?;
+        self.resources.lock().await.insert(key, resource.clone());
+        Ok(resource)
+    }
+
+    async fn api(&self, object: &ObjectRef) -> Result<Api<DynamicObject>, ClusterError> {
+        let resource = self.resource(object).await?;
+        Ok(match &object.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        })
+    }
+
+    /// The object as it is now, or `None`.
+    pub async fn get(&self, object: &ObjectRef) -> Result<Option<Value>, ClusterError> {
+        let api = self.api(object).await?;
+        let found = api
+            .get_opt(&object.name)
+            .await
+            .map_err(|source| ClusterError::Api {
+                what: format!("reading {object}"),
+                source,
+            })?;
+        Ok(found.map(|o| with_type(o, object)))
+    }
+
+    /// Server-side apply of a whole object, as its owner (`force`: take over conflicting fields).
+    pub async fn apply(&self, desired: &Value) -> Result<Value, ClusterError> {
+        let object = ObjectRef::of(desired);
+        let api = self.api(&object).await?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let applied = api
+            .patch(&object.name, &params, &Patch::Apply(desired))
+            .await
+            .map_err(|source| ClusterError::Api {
+                what: format!("applying {object}"),
+                source,
+            })?;
+        Ok(with_type(applied, &object))
+    }
+
+    /// A JSON merge patch (`null` removes a key).
+    pub async fn merge(&self, object: &ObjectRef, patch: &Value) -> Result<Value, ClusterError> {
+        let api = self.api(object).await?;
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        let patched = api
+            .patch(&object.name, &params, &Patch::Merge(patch))
+            .await
+            .map_err(|source| ClusterError::Api {
+                what: format!("patching {object}"),
+                source,
+            })?;
+        Ok(with_type(patched, object))
+    }
+
+    /// Creates an object.
+    pub async fn create(&self, value: &Value) -> Result<(), ClusterError> {
+        let object = ObjectRef::of(value);
+        let api = self.api(&object).await?;
+        let typed: DynamicObject = serde_json::from_value(value.clone())
+            .map_err(|e| ClusterError::Config(e.to_string()))?;
+        api.create(
+            &PostParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PostParams::default()
+            },
+            &typed,
+        )
+        .await
+        .map_err(|source| ClusterError::Api {
+            what: format!("creating {object}"),
+            source,
+        })?;
+        Ok(())
+    }
+
+    /// Deletes an object; absent is fine.
+    pub async fn delete(&self, object: &ObjectRef) -> Result<(), ClusterError> {
+        let api = self.api(object).await?;
+        match api.delete(&object.name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(source) => Err(ClusterError::Api {
+                what: format!("deleting {object}"),
+                source,
+            }),
+        }
+    }
+}
+
+fn with_type(object: DynamicObject, r: &ObjectRef) -> Value {
+    let mut value = serde_json::to_value(object).expect("objects serialise");
+    value["apiVersion"] = Value::String(r.api_version.clone());
+    value["kind"] = Value::String(r.kind.clone());
+    value
+}
+
+/// The object without what the server sets, ready to be created again.
+pub fn strip_server_fields(object: &Value) -> Value {
+    let mut value = object.clone();
+    if let Value::Object(map) = &mut value {
+        map.remove("status");
+        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
+            for key in [
+                "managedFields",
+                "resourceVersion",
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "selfLink",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+            ] {
+                meta.remove(key);
+            }
+        }
+    }
+    value
+}

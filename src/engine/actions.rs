@@ -1,0 +1,309 @@
+//! What each kind of step does to the cluster, and how it is undone.
+
+use serde_json::{Map, Value, json};
+
+use super::Options;
+use crate::cluster::{Cluster, ClusterError, strip_server_fields};
+use crate::diff::normalise;
+use crate::object::ObjectRef;
+use crate::state::PreImage;
+use crate::steps::{Action, ChangeAction, Step};
+
+/// The objects a step will touch, as they are now.
+pub async fn pre_images(cluster: &Cluster, step: &Step) -> Result<Vec<PreImage>, ClusterError> {
+    let mut out = Vec::new();
+    let mut objects: Vec<ObjectRef> = step
+        .changes
+        .iter()
+        .filter(|c| c.action != ChangeAction::Restart)
+        .map(|c| c.object.clone())
+        .collect();
+    if let Action::Relabel { namespace, .. } = &step.action
+        && objects.is_empty()
+    {
+        objects.push(ObjectRef::new("v1", "Namespace", None, namespace));
+    }
+    for object in objects {
+        let before = cluster.get(&object).await?.map(|o| strip_server_fields(&o));
+        out.push(PreImage { object, before });
+    }
+    Ok(out)
+}
+
+/// Carries out a step and verifies it.
+pub async fn act(cluster: &Cluster, step: &Step, options: &Options) -> Result<(), ClusterError> {
+    match &step.action {
+        Action::Preflight { namespaces, .. } => {
+            for namespace in namespaces {
+                let object = ObjectRef::new("v1", "Namespace", None, namespace);
+                if cluster.get(&object).await?.is_none() {
+                    return Err(ClusterError::Config(format!(
+                        "namespace `{namespace}` does not exist in the cluster"
+                    )));
+                }
+            }
+            Ok(())
+        }
+        Action::EnsureIstio { .. } => {
+            let istiod = ObjectRef::new("apps/v1", "Deployment", Some("istio-system"), "istiod");
+            let deployment = cluster.get(&istiod).await?.ok_or_else(|| {
+                ClusterError::Config(
+                    "Istio is not installed: no Deployment istio-system/istiod".to_owned(),
+                )
+            })?;
+            if !available(&deployment) {
+                return Err(ClusterError::Config(
+                    "istiod is not Available in istio-system; wait for it or check its pods"
+                        .to_owned(),
+                ));
+            }
+            // Discovery fails when the Istio CRDs are not served.
+            let probe = ObjectRef::new(
+                "networking.istio.io/v1",
+                "VirtualService",
+                Some("istio-system"),
+                "x",
+            );
+            cluster.resource(&probe).await.map(|_| ())
+        }
+        Action::Apply => {
+            for change in &step.changes {
+                let Some(after) = &change.after else { continue };
+                let current = cluster.get(&change.object).await?;
+                if current.as_ref().is_some_and(|c| same(c, after)) {
+                    continue;
+                }
+                match (change.action, &current, &change.before) {
+                    // Objects meshplan owns: server-side apply.
+                    (ChangeAction::Create, _, _) => {
+                        cluster.apply(after).await?;
+                    }
+                    // Someone else's object: patch only the fields the plan changes.
+                    (_, Some(_), Some(before)) => {
+                        cluster
+                            .merge(&change.object, &merge_patch(before, after))
+                            .await?;
+                    }
+                    _ => {
+                        cluster.apply(after).await?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        Action::Relabel {
+            namespace,
+            remove,
+            set,
+        } => {
+            let mut labels = Map::new();
+            for key in remove {
+                labels.insert(key.clone(), Value::Null);
+            }
+            for (key, value) in set {
+                labels.insert(key.clone(), Value::String(value.clone()));
+            }
+            let object = ObjectRef::new("v1", "Namespace", None, namespace);
+            cluster
+                .merge(&object, &json!({"metadata": {"labels": labels}}))
+                .await?;
+            Ok(())
+        }
+        Action::Restart {
+            namespace,
+            deployment,
+        } => restart(cluster, namespace, deployment, options).await,
+        Action::VerifySidecars {
+            namespace,
+            deployments,
+        } => {
+            for deployment in deployments {
+                let pods = pods_of(cluster, namespace, deployment).await?;
+                for pod in &pods {
+                    let names = container_names(pod);
+                    if !names.contains(&"istio-proxy") || names.contains(&"envoy") {
+                        return Err(ClusterError::Config(format!(
+                            "pod {namespace}/{} of Deployment {deployment} runs {names:?}: expected istio-proxy and no App Mesh envoy",
+                            pod["metadata"]["name"].as_str().unwrap_or_default()
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Action::Delete => {
+            for change in &step.changes {
+                cluster.delete(&change.object).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Restarts a Deployment as `kubectl rollout restart` does and waits for the rollout.
+pub async fn restart(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    options: &Options,
+) -> Result<(), ClusterError> {
+    let object = ObjectRef::new("apps/v1", "Deployment", Some(namespace), name);
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {
+        "kubectl.kubernetes.io/restartedAt": jiff::Timestamp::now().to_string()
+    }}}}});
+    cluster.merge(&object, &patch).await?;
+    let deadline = tokio::time::Instant::now() + options.rollout_timeout;
+    loop {
+        let current = cluster.get(&object).await?.ok_or_else(|| {
+            ClusterError::Config(format!(
+                "Deployment {namespace}/{name} disappeared during its rollout"
+            ))
+        })?;
+        if rolled_out(&current) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClusterError::Config(format!(
+                "Deployment {namespace}/{name} did not finish its rollout within {:?}",
+                options.rollout_timeout
+            )));
+        }
+        tokio::time::sleep(options.poll).await;
+    }
+}
+
+/// Puts an object back as its pre-image says.
+pub async fn restore(cluster: &Cluster, image: &PreImage) -> Result<(), ClusterError> {
+    let current = cluster.get(&image.object).await?;
+    match (&image.before, current) {
+        (None, Some(_)) => cluster.delete(&image.object).await,
+        (None, None) => Ok(()),
+        (Some(before), None) => cluster.create(before).await,
+        (Some(before), Some(now)) => {
+            // Both sides come from the server, defaults included: the patch is exactly what
+            // the migration changed (a containment check would miss added fields).
+            let patch = merge_patch(&strip_server_fields(&now), before);
+            if patch.as_object().is_some_and(|p| p.is_empty()) {
+                return Ok(());
+            }
+            cluster.merge(&image.object, &patch).await.map(|_| ())
+        }
+    }
+}
+
+/// True when the object already is what the plan wants (server-set fields aside).
+fn same(current: &Value, desired: &Value) -> bool {
+    contains(&normalise(current), &normalise(desired))
+}
+
+/// Every field of `want` is in `have` with the same value (the server may add defaults).
+fn contains(have: &Value, want: &Value) -> bool {
+    match (have, want) {
+        (Value::Object(h), Value::Object(w)) => w
+            .iter()
+            .all(|(k, v)| h.get(k).is_some_and(|hv| contains(hv, v))),
+        (h, w) => h == w,
+    }
+}
+
+/// The JSON merge patch that turns `before` into `after` (RFC 7386).
+pub fn merge_patch(before: &Value, after: &Value) -> Value {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let mut patch = Map::new();
+            for (key, value) in a {
+                match b.get(key) {
+                    Some(old) if old == value => {}
+                    Some(old) => {
+                        patch.insert(key.clone(), merge_patch(old, value));
+                    }
+                    None => {
+                        patch.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+            for key in b.keys().filter(|k| !a.contains_key(*k)) {
+                patch.insert(key.clone(), Value::Null);
+            }
+            Value::Object(patch)
+        }
+        (_, a) => a.clone(),
+    }
+}
+
+fn available(deployment: &Value) -> bool {
+    deployment["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Available" && c["status"] == "True")
+        })
+}
+
+fn rolled_out(deployment: &Value) -> bool {
+    let status = &deployment["status"];
+    let generation = deployment["metadata"]["generation"].as_i64().unwrap_or(0);
+    let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+    status["observedGeneration"].as_i64().unwrap_or(0) >= generation
+        && status["updatedReplicas"].as_i64().unwrap_or(0) == replicas
+        && status["availableReplicas"].as_i64().unwrap_or(0) == replicas
+        && status["replicas"].as_i64().unwrap_or(0) == replicas
+}
+
+async fn pods_of(
+    cluster: &Cluster,
+    namespace: &str,
+    deployment: &str,
+) -> Result<Vec<Value>, ClusterError> {
+    use kube::api::{Api, ListParams};
+    let object = ObjectRef::new("apps/v1", "Deployment", Some(namespace), deployment);
+    let Some(current) = cluster.get(&object).await? else {
+        return Ok(Vec::new());
+    };
+    let selector: Vec<String> = current["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(cluster.client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&selector.join(",")))
+        .await
+        .map_err(|source| ClusterError::Api {
+            what: format!("listing the pods of {object}"),
+            source,
+        })?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| serde_json::to_value(p).expect("pods serialise"))
+        .collect())
+}
+
+fn container_names(pod: &Value) -> Vec<&str> {
+    pod["spec"]["containers"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_patch;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patches_set_change_and_remove() {
+        let before = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": 1}});
+        let after = json!({"metadata": {"labels": {"a": "1", "c": "3"}}, "spec": {"x": 1}});
+        assert_eq!(
+            merge_patch(&before, &after),
+            json!({"metadata": {"labels": {"b": null, "c": "3"}}})
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! The executor: runs a step graph against a cluster with checkpoints, resume and rollback.
+//!
+//! Per step: record the pre-images of what it will touch (saved before acting, so a crash
+//! mid-step never loses them), act, verify, checkpoint. A resumed run skips done steps and
+//! re-observes the step that was running. Independent steps run concurrently under a bound; a
+//! failure stops scheduling, lets running steps finish and saves the journal.
+
+mod actions;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+
+use crate::cluster::{Cluster, ClusterError};
+use crate::state::{self, Holder, Journal, LockError, StateError, StepState};
+use crate::steps::{Action, StepGraph};
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Steps run at once.
+    pub concurrency: usize,
+    /// How long a rollout may take.
+    pub rollout_timeout: Duration,
+    /// How often waits poll.
+    pub poll: Duration,
+    /// The journal file.
+    pub journal: PathBuf,
+    /// The lock file.
+    pub lock: PathBuf,
+}
+
+/// What the engine reports as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A step started.
+    Started(String),
+    /// A step was already done (verified, not redone).
+    Skipped(String),
+    /// A step finished.
+    Finished(String),
+    /// A step failed.
+    Failed(String, String),
+    /// A step is waiting (rollout progress).
+    Waiting(String, String),
+    /// A step was undone by a rollback.
+    Undone(String),
+}
+
+/// Errors of a run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The plan is locked by another run.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The journal could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A step failed; the journal records it and `apply` again resumes.
+    #[error("step `{step}` failed: {message}")]
+    Step {
+        /// The step.
+        step: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// There is nothing to roll back.
+    #[error(
+        "no journal at {0}: nothing was applied with this plan, so there is nothing to roll back"
+    )]
+    NothingToRollBack(PathBuf),
+}
+
+type Report<'a> = &'a (dyn Fn(Event) + Send + Sync);
+
+/// Applies the graph, resuming from the journal when there is one.
+pub async fn apply(
+    cluster: &Cluster,
+    graph: &StepGraph,
+    fingerprint: &str,
+    options: &Options,
+    report: Report<'_>,
+) -> Result<Journal, EngineError> {
+    let _lock = state::acquire(&options.lock, Holder::current())?;
+    let journal = match Journal::load(&options.journal, fingerprint)? {
+        Some(journal) => journal,
+        None => Journal::new(
+            &graph.plan,
+            fingerprint,
+            graph.steps.iter().map(|s| s.id.as_str()),
+        ),
+    };
+    let journal = Arc::new(Mutex::new(journal));
+    let mut running: JoinSet<(String, Result<(), ClusterError>)> = JoinSet::new();
+    let mut started: BTreeSet<String> = BTreeSet::new();
+    let mut failure: Option<(String, String)> = None;
+    loop {
+        if failure.is_none() {
+            let ready: Vec<_> = {
+                let j = journal.lock().await;
+                graph
+                    .steps
+                    .iter()
+                    .filter(|s| !started.contains(&s.id))
+                    .filter(|s| {
+                        s.depends_on
+                            .iter()
+                            .all(|d| j.steps.get(d).is_some_and(|r| r.state == StepState::Done))
+                    })
+                    .cloned()
+                    .collect()
+            };
+            for step in ready {
+                if running.len() >= options.concurrency.max(1) {
+                    break;
+                }
+                started.insert(step.id.clone());
+                let previous = journal.lock().await.step(&step.id).clone();
+                if previous.state == StepState::Done {
+                    report(Event::Skipped(step.id.clone()));
+                    continue;
+                }
+                report(Event::Started(step.id.clone()));
+                let (cluster, journal, options) =
+                    (cluster.clone(), journal.clone(), options.clone());
+                running.spawn(async move {
+                    let result = run_step(&cluster, &step, &journal, &options).await;
+                    (step.id, result)
+                });
+            }
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (id, result) = joined.expect("step tasks do not panic");
+        let mut j = journal.lock().await;
+        let record = j.step(&id);
+        record.finished_at = Some(jiff::Timestamp::now().to_string());
+        match result {
+            Ok(()) => {
+                record.state = StepState::Done;
+                record.error = None;
+                report(Event::Finished(id));
+            }
+            Err(error) => {
+                record.state = StepState::Failed;
+                record.error = Some(error.to_string());
+                report(Event::Failed(id.clone(), error.to_string()));
+                failure.get_or_insert((id, error.to_string()));
+            }
+        }
+        j.save(&options.journal)?;
+    }
+    let journal = journal.lock().await.clone();
+    match failure {
+        Some((step, message)) => Err(EngineError::Step { step, message }),
+        None => Ok(journal),
+    }
+}
+
+async fn run_step(
+    cluster: &Cluster,
+    step: &crate::steps::Step,
+    journal: &Arc<Mutex<Journal>>,
+    options: &Options,
+) -> Result<(), ClusterError> {
+    // Pre-images are taken once: a resumed step keeps those of its first attempt.
+    let known = journal.lock().await.step(&step.id).pre_images.clone();
+    let pre_images = if known.is_empty() {
+        actions::pre_images(cluster, step).await?
+    } else {
+        known
+    };
+    {
+        let mut j = journal.lock().await;
+        let record = j.step(&step.id);
+        record.state = StepState::Running;
+        record
+            .started_at
+            .get_or_insert_with(|| jiff::Timestamp::now().to_string());
+        record.pre_images = pre_images;
+        j.save(&options.journal)
+            .map_err(|e| ClusterError::Config(e.to_string()))?;
+    }
+    actions::act(cluster, step, options).await
+}
+
+/// Rolls back every step the journal records, newest first, restoring pre-images.
+pub async fn rollback(
+    cluster: &Cluster,
+    graph: &StepGraph,
+    fingerprint: &str,
+    options: &Options,
+    report: Report<'_>,
+) -> Result<Journal, EngineError> {
+    let _lock = state::acquire(&options.lock, Holder::current())?;
+    let Some(mut journal) = Journal::load(&options.journal, fingerprint)? else {
+        return Err(EngineError::NothingToRollBack(options.journal.clone()));
+    };
+    let mut restart = Vec::new();
+    for step in graph.steps.iter().rev() {
+        let record = journal.step(&step.id).clone();
+        if matches!(record.state, StepState::Pending | StepState::RolledBack) {
+            continue;
+        }
+        if let Action::Restart {
+            namespace,
+            deployment,
+        } = &step.action
+        {
+            // Restarts are redone after the namespace labels are back, so pods are re-injected.
+            restart.push((namespace.clone(), deployment.clone()));
+        }
+        for image in record.pre_images.iter().rev() {
+            actions::restore(cluster, image)
+                .await
+                .map_err(|e| EngineError::Step {
+                    step: step.id.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        journal.step(&step.id).state = StepState::RolledBack;
+        journal.save(&options.journal)?;
+        report(Event::Undone(step.id.clone()));
+    }
+    for (namespace, deployment) in restart {
+        let id = format!("restart-{namespace}-{deployment}");
+        actions::restart(cluster, &namespace, &deployment, options)
+            .await
+            .map_err(|e| EngineError::Step {
+                step: id,
+                message: e.to_string(),
+            })?;
+    }
+    Ok(journal)
+}
