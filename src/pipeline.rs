@@ -17,6 +17,8 @@ pub struct Planned {
     pub translation: Translation,
     /// The steps that carry it out.
     pub graph: StepGraph,
+    /// Where the inventory was read from, for people.
+    pub source: String,
 }
 
 /// Translation options as a plan sets them.
@@ -66,6 +68,21 @@ pub fn plan_offline(plan: PlanFile, strategy: Option<StrategyKind>) -> Result<Pl
         .map(|p| plan.base_dir().join(p))
         .collect();
     let inventory = Inventory::from_paths(&paths)?;
+    let source = paths
+        .iter()
+        .map(|p| lexical(p))
+        .collect::<Vec<_>>()
+        .join(", ");
+    plan_with(plan, inventory, source, strategy)
+}
+
+/// Translates an inventory (from files or from a cluster) and builds the plan's step graph.
+pub fn plan_with(
+    plan: PlanFile,
+    inventory: Inventory,
+    source: String,
+    strategy: Option<StrategyKind>,
+) -> Result<Planned, Error> {
     let translation = translate::translate(&inventory, &options(&plan));
     if !translation.override_problems.is_empty() {
         let errors = translation
@@ -88,5 +105,26 @@ pub fn plan_offline(plan: PlanFile, strategy: Option<StrategyKind>) -> Result<Pl
         inventory,
         translation,
         graph,
+        source,
     })
+}
+
+/// A path with `dir/..` pairs folded away, for display only.
+fn lexical(path: &std::path::Path) -> String {
+    use std::path::Component;
+    let mut parts: Vec<Component<'_>> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir if matches!(parts.last(), Some(Component::Normal(_))) => {
+                parts.pop();
+            }
+            Component::CurDir => {}
+            other => parts.push(other),
+        }
+    }
+    parts
+        .iter()
+        .collect::<std::path::PathBuf>()
+        .display()
+        .to_string()
 }

@@ -9,7 +9,7 @@ use crate::object::ObjectRef;
 use crate::plan::{Install, StrategyKind};
 
 /// A whole migration: its steps in execution order, each with its dependencies.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepGraph {
     /// Plan name.
     pub plan: String,
@@ -20,7 +20,7 @@ pub struct StepGraph {
 }
 
 /// One step: an action and the object changes it makes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// Stable identifier, e.g. `routing` or `restart-howto-k8s-http2-red`.
     pub id: String,
@@ -83,7 +83,7 @@ pub enum Action {
 }
 
 /// One object change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     /// Create, update, delete or restart.
     pub action: ChangeAction,

@@ -10,6 +10,7 @@ mod actions;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -32,6 +33,8 @@ pub struct Options {
     pub journal: PathBuf,
     /// The lock file.
     pub lock: PathBuf,
+    /// Set (e.g. by Ctrl-C) to start no new step; running steps finish and are saved.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// What the engine reports as it goes.
@@ -68,6 +71,11 @@ pub enum EngineError {
         /// What went wrong.
         message: String,
     },
+    /// Stopped on request before every step ran; `apply` again resumes.
+    #[error(
+        "interrupted: running steps finished and were saved; run `meshplan apply` again to resume"
+    )]
+    Interrupted,
     /// There is nothing to roll back.
     #[error(
         "no journal at {0}: nothing was applied with this plan, so there is nothing to roll back"
@@ -88,18 +96,17 @@ pub async fn apply(
     let _lock = state::acquire(&options.lock, Holder::current())?;
     let journal = match Journal::load(&options.journal, fingerprint)? {
         Some(journal) => journal,
-        None => Journal::new(
-            &graph.plan,
-            fingerprint,
-            graph.steps.iter().map(|s| s.id.as_str()),
-        ),
+        None => Journal::new(graph, fingerprint),
     };
+    // A resumed run carries on with the steps it began with, not with a new plan of a cluster
+    // the first attempt already changed.
+    let graph = &journal.graph.clone();
     let journal = Arc::new(Mutex::new(journal));
     let mut running: JoinSet<(String, Result<(), ClusterError>)> = JoinSet::new();
     let mut started: BTreeSet<String> = BTreeSet::new();
     let mut failure: Option<(String, String)> = None;
     loop {
-        if failure.is_none() {
+        if failure.is_none() && !options.stop.load(Ordering::SeqCst) {
             let ready: Vec<_> = {
                 let j = journal.lock().await;
                 graph
@@ -158,6 +165,7 @@ pub async fn apply(
     let journal = journal.lock().await.clone();
     match failure {
         Some((step, message)) => Err(EngineError::Step { step, message }),
+        None if !journal.complete() => Err(EngineError::Interrupted),
         None => Ok(journal),
     }
 }
@@ -192,7 +200,6 @@ async fn run_step(
 /// Rolls back every step the journal records, newest first, restoring pre-images.
 pub async fn rollback(
     cluster: &Cluster,
-    graph: &StepGraph,
     fingerprint: &str,
     options: &Options,
     report: Report<'_>,
@@ -201,6 +208,7 @@ pub async fn rollback(
     let Some(mut journal) = Journal::load(&options.journal, fingerprint)? else {
         return Err(EngineError::NothingToRollBack(options.journal.clone()));
     };
+    let graph = &journal.graph.clone();
     let mut restart = Vec::new();
     for step in graph.steps.iter().rev() {
         let record = journal.step(&step.id).clone();

@@ -112,15 +112,7 @@ pub fn plan(planned: &Planned, palette: Palette) -> String {
         palette.bold(&graph.plan),
         graph.strategy.as_str(),
         planned.inventory.len(),
-        planned
-            .plan
-            .spec
-            .source
-            .manifests
-            .iter()
-            .map(|p| lexical(&planned.plan.base_dir().join(p)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        planned.source
     );
     findings(&mut out, &planned.translation.findings, palette);
     let total = graph.steps.len();
@@ -168,24 +160,4 @@ pub fn plan(planned: &Planned, palette: Palette) -> String {
     }
     let _ = writeln!(out, "{}", palette.bold(&summary_line(graph.summary())));
     out
-}
-
-/// A path with `dir/..` pairs folded away, for display only.
-fn lexical(path: &std::path::Path) -> String {
-    use std::path::Component;
-    let mut parts: Vec<Component<'_>> = Vec::new();
-    for component in path.components() {
-        match component {
-            Component::ParentDir if matches!(parts.last(), Some(Component::Normal(_))) => {
-                parts.pop();
-            }
-            Component::CurDir => {}
-            other => parts.push(other),
-        }
-    }
-    parts
-        .iter()
-        .collect::<std::path::PathBuf>()
-        .display()
-        .to_string()
 }

@@ -8,14 +8,18 @@ use serde_json::Value;
 
 use super::{StateError, write_atomic};
 use crate::object::ObjectRef;
+use crate::steps::StepGraph;
 
 /// The progress of one run of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Journal {
     /// Plan name.
     pub plan: String,
-    /// Fingerprint of the plan text and step graph the run executes.
+    /// Fingerprint of the plan text the run executes.
     pub fingerprint: String,
+    /// The steps, as planned when the run began: a resumed run executes exactly these, even
+    /// though the cluster (the source of a new plan) has changed under the first attempt.
+    pub graph: StepGraph,
     /// Per step id.
     pub steps: BTreeMap<String, StepRecord>,
 }
@@ -66,18 +70,16 @@ pub struct PreImage {
 }
 
 impl Journal {
-    /// A journal with every step pending.
-    pub fn new<'a>(
-        plan: &str,
-        fingerprint: &str,
-        steps: impl IntoIterator<Item = &'a str>,
-    ) -> Self {
+    /// A journal with every step of `graph` pending.
+    pub fn new(graph: &StepGraph, fingerprint: &str) -> Self {
         Journal {
-            plan: plan.to_owned(),
+            plan: graph.plan.clone(),
             fingerprint: fingerprint.to_owned(),
-            steps: steps
-                .into_iter()
-                .map(|id| (id.to_owned(), StepRecord::default()))
+            graph: graph.clone(),
+            steps: graph
+                .steps
+                .iter()
+                .map(|s| (s.id.clone(), StepRecord::default()))
                 .collect(),
         }
     }
@@ -148,7 +150,12 @@ mod tests {
     fn journals_round_trip_and_refuse_another_plan() {
         let path = dir().join("color.state.json");
         assert_eq!(Journal::load(&path, "abc").unwrap(), None);
-        let mut journal = Journal::new("color", "abc", ["preflight", "routing"]);
+        let graph = StepGraph {
+            plan: "color".to_owned(),
+            strategy: crate::plan::StrategyKind::InPlace,
+            steps: Vec::new(),
+        };
+        let mut journal = Journal::new(&graph, "abc");
         journal.step("routing").state = StepState::Running;
         journal.step("routing").pre_images.push(PreImage {
             object: ObjectRef::new("v1", "Service", Some("ns"), "color"),
