@@ -209,16 +209,15 @@ pub(super) fn route_coverage() -> Vec<Field> {
             Disposition::Approx(Code::TargetPort),
             "`route[].destination.port.number`",
         ));
-        fields.push(field(
-            format!("{p}.action.target.virtualService.virtualServiceRef.name"),
-            Disposition::Approx(Code::TwoStageRouting),
-            "`route[]` to the target host, flattened with the target's router routes",
-        ));
-        fields.push(field(
-            format!("{p}.action.target.virtualService.virtualServiceRef.namespace"),
-            Disposition::Approx(Code::TwoStageRouting),
-            "`route[]` to the target host, flattened with the target's router routes",
-        ));
+        // The destination itself is exact; what serves it (a router to flatten, a node to reach
+        // directly) is reported by the translation as MP405.
+        for leaf in ["name", "namespace"] {
+            fields.push(field(
+                format!("{p}.action.target.virtualService.virtualServiceRef.{leaf}"),
+                Disposition::Exact,
+                "`route[].destination.host`: the target host, with its router's routes flattened in (MP405)",
+            ));
+        }
         fields.push(field(
             format!("{p}.action.target.virtualService.virtualServiceARN"),
             Disposition::Approx(Code::ArnResolved),
@@ -994,6 +993,20 @@ fn target(
         );
         return None;
     };
+    if reference.virtual_service_ref.is_none()
+        && let Some(arn) = &reference.virtual_service_arn
+    {
+        ctx.finding(
+            Code::ArnResolved,
+            &object,
+            &format!("{at}.virtualServiceARN"),
+            format!(
+                "ARN `{arn}` was resolved to virtual service `{}/{}` of the source",
+                vs.namespace(),
+                vs.name()
+            ),
+        );
+    }
     let host = ctx.vs_host(vs, false);
     let authority = vs
         .value
@@ -1006,6 +1019,21 @@ fn target(
         Some(s) => service_port(s, p),
         None => u32::try_from(p).ok(),
     });
+    if let Some(p) = action.target.port {
+        let mapped = match (service, port) {
+            (Some(s), Some(number)) => format!("port {number} of Service `{}`", s.name()),
+            _ => format!("port {p} of `{host}`, which no Service in the source declares"),
+        };
+        ctx.finding(
+            Code::TargetPort,
+            &object,
+            &format!("{field}.action.target.port"),
+            format!(
+                "target port {p} (a listener port of the target) is {mapped}; Istio destinations \
+                 name Service ports"
+            ),
+        );
+    }
     let mut out = Target {
         authority,
         destination: istio::Destination {
@@ -1525,6 +1553,16 @@ fn flatten(
             "; not reachable through this gateway route and left out: {}",
             never.join(", ")
         ));
+    }
+    if !entries
+        .iter()
+        .any(|e| e.match_.first() == Some(request) || e.match_.is_empty())
+    {
+        message.push_str(
+            "; no router route takes every request of this gateway route, and a request none of \
+             them takes falls through to the host's next route in Istio, where App Mesh ended it \
+             in the router (404)",
+        );
     }
     ctx.finding(
         Code::TwoStageRouting,
