@@ -306,6 +306,22 @@ fn bind(
         })
         .map(|(i, _)| (i, true))
         .collect();
+    if found.len() > 1 {
+        let names: Vec<String> = found
+            .iter()
+            .map(|(i, _)| format!("{}/{}", gateways[*i].namespace(), gateways[*i].name()))
+            .collect();
+        ctx.finding(
+            Code::RouteSelection,
+            &route.object_ref(),
+            "spec",
+            format!(
+                "the selectors of several virtual gateways pick this route ({}), which App Mesh \
+                 refuses, so the source may not be what runs; it is bound to each of them",
+                names.join(", ")
+            ),
+        );
+    }
     if found.is_empty() {
         ctx.finding(
             Code::GatewayTargetMissing,
@@ -441,6 +457,37 @@ fn deployment_finding(
         .map(|d| d.name())
         .collect();
     let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    // Certificate files were mounted into the App Mesh gateway pods; the new pods need them too.
+    let mut files = BTreeSet::new();
+    for tls in gateway
+        .value
+        .spec
+        .listeners
+        .iter()
+        .filter_map(|l| l.tls.as_ref())
+    {
+        if let Some(file) = tls.certificate.as_ref().and_then(|c| c.file.as_ref()) {
+            files.insert(file.certificate_chain.clone());
+            files.extend(file.private_key.clone());
+        }
+        let trust = tls.validation.as_ref().and_then(|v| v.trust.as_ref());
+        if let Some(file) = trust.and_then(|t| t.file.as_ref()) {
+            files.insert(file.certificate_chain.clone());
+        }
+    }
+    let mounts = if files.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", and mount the certificate files ({}) into them at the same paths (or move them to \
+             a Kubernetes TLS Secret and use `credentialName`)",
+            files
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     let which = if deployments.is_empty() {
         "no Deployment in the source carries these labels".to_owned()
     } else {
@@ -460,8 +507,8 @@ fn deployment_finding(
         "spec.podSelector",
         format!(
             "the Istio Gateway selects pods labelled `{}`; {which}: deploy Istio's gateway (Helm \
-             chart `gateway`) in namespace `{}` with these pod labels and point the existing \
-             load balancer Service at it so the external address survives",
+             chart `gateway`) in namespace `{}` with these pod labels{mounts}; point the \
+             existing load balancer Service at it so the external address survives",
             shown.join(", "),
             gateway.namespace()
         ),
