@@ -98,6 +98,7 @@ fn route_selector(prefix: &str) -> Vec<Field> {
     .collect()
 }
 
+/// Dispositions of every VirtualGateway field.
 pub(super) fn gateway_coverage() -> Vec<Field> {
     let mut fields = vec![
         field("spec.awsName", Disposition::Drop, "none"),
@@ -137,6 +138,7 @@ pub(super) fn gateway_coverage() -> Vec<Field> {
     fields
 }
 
+/// Dispositions of every GatewayRoute field.
 pub(super) fn route_coverage() -> Vec<Field> {
     let mut fields = vec![
         field("spec.awsName", Disposition::Drop, "none"),
@@ -228,6 +230,7 @@ pub(super) fn route_coverage() -> Vec<Field> {
     fields
 }
 
+/// Translates every virtual gateway with the gateway routes bound to it.
 pub(super) fn translate(ctx: &mut Ctx<'_>) {
     let mut gateways = Vec::new();
     for gateway in &ctx.inv.virtual_gateways {
@@ -1489,6 +1492,7 @@ fn both(a: &StringMatch, b: &StringMatch, what: &str) -> Result<StringMatch, Cla
     }
 }
 
+/// The value of a condition, for messages.
 fn describe(m: &StringMatch) -> String {
     match m {
         StringMatch::Exact(v) | StringMatch::Prefix(v) | StringMatch::Regex(v) => v.clone(),
