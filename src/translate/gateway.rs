@@ -905,7 +905,11 @@ fn route(
         ),
         None => vec![istio::HttpRoute {
             name: route.name().to_owned(),
-            match_: vec![request.clone()],
+            match_: if request == HttpMatchRequest::default() {
+                Vec::new()
+            } else {
+                vec![request.clone()]
+            },
             route: vec![istio::HttpRouteDestination {
                 destination: target.destination.clone(),
                 weight: 100,
