@@ -1614,9 +1614,10 @@ fn flatten(
         .any(|e| e.match_.first() == Some(request) || e.match_.is_empty())
     {
         message.push_str(
-            "; no router route takes every request of this gateway route, and a request none of \
-             them takes falls through to the host's next route in Istio, where App Mesh ended it \
-             in the router (404)",
+            "; no router route takes every request of this gateway route: in Istio a request \
+             none of them takes falls through to the host's next route, while App Mesh applied \
+             the router to it (404 when no router route matched, inferred): confirm against the \
+             App Mesh gateway's config_dump, or give the router a catch-all route",
         );
     }
     ctx.finding(
