@@ -460,6 +460,30 @@ fn deployment_finding(
         .map(|d| d.name())
         .collect();
     let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    // The load balancer in front of the gateway: a Service whose selector the labels satisfy.
+    let services: Vec<String> = ctx
+        .inv
+        .services
+        .iter()
+        .filter(|svc| {
+            let selector = svc.value.spec.as_ref().and_then(|s| s.selector.as_ref());
+            svc.namespace() == gateway.namespace()
+                && selector.is_some_and(|sel| {
+                    !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+                })
+        })
+        .map(|svc| format!("`{}`", svc.name()))
+        .collect();
+    let keep = if services.is_empty() {
+        "point the load balancer Service at the new pods so the external address survives"
+            .to_owned()
+    } else {
+        format!(
+            "Service {} already selects these labels: keep it (with its load balancer \
+             annotations) so the external address survives",
+            services.join(", ")
+        )
+    };
     // Certificate files were mounted into the App Mesh gateway pods; the new pods need them too.
     let mut files = BTreeSet::new();
     for tls in gateway
@@ -510,8 +534,7 @@ fn deployment_finding(
         "spec.podSelector",
         format!(
             "the Istio Gateway selects pods labelled `{}`; {which}: deploy Istio's gateway (Helm \
-             chart `gateway`) in namespace `{}` with these pod labels{mounts}; point the \
-             existing load balancer Service at it so the external address survives",
+             chart `gateway`) in namespace `{}` with these pod labels{mounts}; {keep}",
             shown.join(", "),
             gateway.namespace()
         ),
