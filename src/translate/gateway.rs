@@ -1831,6 +1831,16 @@ mod tests {
     }
 
     #[test]
+    fn regex_tails_are_taken_only_where_concatenation_is_safe() {
+        assert_eq!(regex_tail("^/v1/.*", "/").as_deref(), Some("v1/.*"));
+        assert_eq!(regex_tail("/(a|b)/x", "/").as_deref(), Some("(a|b)/x"));
+        assert_eq!(regex_tail("/[|]x", "/").as_deref(), Some("[|]x"));
+        assert_eq!(regex_tail("/a|/b", "/"), None);
+        assert_eq!(regex_tail("/+x", "/"), None);
+        assert_eq!(regex_tail("/api/.*", "/web/"), None);
+    }
+
+    #[test]
     fn fixed_paths_evaluate_the_router_condition() {
         let exact = Path::Whole {
             sent: StringMatch::Exact("/old".to_owned()),
