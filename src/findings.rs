@@ -228,6 +228,8 @@ codes! {
         "Check the limits per upstream host.";
     GatewayPriority = "MP411", Warning, "Gateway routes for one host were merged into one VirtualService by priority, then prefix length.",
         "Check the order of the merged routes.";
+    FlattenUnsupported = "MP412", Error, "A router route's path condition cannot be combined with a gateway route's path in one Istio match.",
+        "Write the combined route by hand, or simplify the router's path regex to start with the path the gateway forwards.";
 
     // MP5xx: backend groups.
     BackendGroupMissing = "MP501", Error, "A virtual node names a backend group that does not exist.",

@@ -453,6 +453,9 @@ pub struct ServerTlsSettings {
     /// CA file for client certificates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_certificates: Option<String>,
+    /// Kubernetes Secret holding the CA for client certificates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_cert_credential_name: Option<String>,
     /// Accepted client names.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subject_alt_names: Vec<String>,

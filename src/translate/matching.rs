@@ -1,6 +1,9 @@
 //! App Mesh request matches → Istio `HTTPMatchRequest`, shared by router and gateway routes.
 
-use crate::appmesh::{GrpcMatch, HeaderMatch, HttpMatch, PathMatch, QueryParameterMatch};
+use crate::appmesh::{
+    GatewayGrpcMatch, GatewayHttpMatch, GrpcMatch, HeaderMatch, HttpMatch, PathMatch,
+    QueryParameterMatch,
+};
 use crate::findings::Code;
 use crate::istio::{Empty, HttpMatchRequest, StringMatch};
 
@@ -14,13 +17,10 @@ const MAX_RANGE_REGEX: usize = 2000;
 
 /// Converts an HTTP/HTTP2 route match. `field` is the path of the `match` object.
 pub fn http(m: &HttpMatch, field: &str, problems: &mut Vec<Problem>) -> HttpMatchRequest {
-    let mut out = HttpMatchRequest::default();
-    if let Some(prefix) = &m.prefix {
-        out.uri = Some(StringMatch::Prefix(prefix.clone()));
-    }
-    if let Some(path) = &m.path {
-        out.uri = path_match(path).or(out.uri);
-    }
+    let mut out = HttpMatchRequest {
+        uri: uri(m.prefix.as_deref(), m.path.as_ref()),
+        ..HttpMatchRequest::default()
+    };
     out.method = m.method.clone().map(StringMatch::Exact);
     out.scheme = m.scheme.clone().map(StringMatch::Exact);
     headers(&m.headers, &format!("{field}.headers"), &mut out, problems);
@@ -28,16 +28,65 @@ pub fn http(m: &HttpMatch, field: &str, problems: &mut Vec<Problem>) -> HttpMatc
     out
 }
 
+/// Converts a gateway route's HTTP/HTTP2 match, except `hostname` and `port`, which bind the
+/// route to a host and a gateway server rather than to a request condition.
+pub fn gateway_http(
+    m: &GatewayHttpMatch,
+    field: &str,
+    problems: &mut Vec<Problem>,
+) -> HttpMatchRequest {
+    let mut out = HttpMatchRequest {
+        uri: uri(m.prefix.as_deref(), m.path.as_ref()),
+        method: m.method.clone().map(StringMatch::Exact),
+        ..HttpMatchRequest::default()
+    };
+    headers(&m.headers, &format!("{field}.headers"), &mut out, problems);
+    query(&m.query_parameters, &mut out);
+    out
+}
+
+/// Converts a gateway route's gRPC match (service prefix and metadata), except `hostname` and
+/// `port`.
+pub fn gateway_grpc(
+    m: &GatewayGrpcMatch,
+    field: &str,
+    problems: &mut Vec<Problem>,
+) -> HttpMatchRequest {
+    let mut out = HttpMatchRequest {
+        uri: m
+            .service_name
+            .as_ref()
+            .map(|service| StringMatch::Prefix(format!("/{service}/"))),
+        ..HttpMatchRequest::default()
+    };
+    headers(
+        &m.metadata,
+        &format!("{field}.metadata"),
+        &mut out,
+        problems,
+    );
+    out
+}
+
+/// `prefix` or `path` → `uri` (App Mesh allows only one of them).
+fn uri(prefix: Option<&str>, path: Option<&PathMatch>) -> Option<StringMatch> {
+    path.and_then(path_match)
+        .or_else(|| prefix.map(|p| StringMatch::Prefix(p.to_owned())))
+}
+
 /// Converts a gRPC route match.
 pub fn grpc(m: &GrpcMatch, field: &str, problems: &mut Vec<Problem>) -> HttpMatchRequest {
-    let uri = match (&m.service_name, &m.method_name) {
-        (Some(service), Some(method)) => Some(StringMatch::Exact(format!("/{service}/{method}"))),
-        (Some(service), None) => Some(StringMatch::Prefix(format!("/{service}/"))),
-        (None, Some(method)) => Some(StringMatch::Regex(format!("/[^/]+/{}", re2_escape(method)))),
-        (None, None) => None,
-    };
     let mut out = HttpMatchRequest {
-        uri,
+        uri: match (&m.service_name, &m.method_name) {
+            (Some(service), Some(method)) => {
+                Some(StringMatch::Exact(format!("/{service}/{method}")))
+            }
+            (Some(service), None) => Some(StringMatch::Prefix(format!("/{service}/"))),
+            (None, Some(method)) => {
+                Some(StringMatch::Regex(format!("/[^/]+/{}", re2_escape(method))))
+            }
+            (None, None) => None,
+        },
         ..HttpMatchRequest::default()
     };
     headers(

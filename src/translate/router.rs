@@ -390,9 +390,58 @@ pub(super) fn translate(
     host: &str,
     service: &Item<Service>,
 ) {
+    declare_protocols(ctx, router, service);
+    let built = routes(ctx, vs, router, host, service);
+    ctx.out.override_problems.extend(built.override_problems);
+    if built.http.is_empty() && built.tcp.is_empty() {
+        return;
+    }
+    subsets(ctx, vs, router, host, service, &built.nodes, built.tcp_idle);
+    let resource = istio::Resource {
+        api_version: ctx.api.networking,
+        kind: "VirtualService",
+        metadata: metadata(vs.name(), vs.namespace(), &vs.object_ref()),
+        spec: istio::VirtualServiceSpec {
+            hosts: vec![host.to_owned()],
+            gateways: Vec::new(),
+            http: built.http,
+            tcp: built.tcp,
+        },
+    };
+    ctx.emit(resource.to_value());
+}
+
+/// The Istio HTTP routes of `router` for the host of `vs`, exactly as its mesh VirtualService
+/// carries them (same destinations and subsets), for gateways to flatten. Findings repeat those
+/// of the mesh translation and are merged with them.
+pub(super) fn http_routes(
+    ctx: &mut Ctx<'_>,
+    vs: &Item<VirtualService>,
+    router: &Item<VirtualRouter>,
+    host: &str,
+    service: &Item<Service>,
+) -> Vec<istio::HttpRoute> {
+    routes(ctx, vs, router, host, service).http
+}
+
+/// A router's routes translated for one host, before anything is emitted.
+struct Built<'a> {
+    http: Vec<istio::HttpRoute>,
+    tcp: Vec<istio::TcpRoute>,
+    nodes: Vec<&'a Item<VirtualNode>>,
+    tcp_idle: Option<String>,
+    override_problems: Vec<OverrideProblem>,
+}
+
+fn routes<'a>(
+    ctx: &mut Ctx<'a>,
+    vs: &Item<VirtualService>,
+    router: &Item<VirtualRouter>,
+    host: &str,
+    service: &Item<Service>,
+) -> Built<'a> {
     let router_object = router.object_ref();
     let spec = &router.value.spec;
-    declare_protocols(ctx, router, service);
     let override_key = override_key(ctx, vs);
     let mut override_problems = Vec::new();
     let overrides = override_key.as_ref().map(|k| ctx.opts.weights[k].clone());
@@ -543,23 +592,13 @@ pub(super) fn translate(
             }
         }
     }
-    ctx.out.override_problems.extend(override_problems);
-    if http.is_empty() && tcp.is_empty() {
-        return;
+    Built {
+        http,
+        tcp,
+        nodes,
+        tcp_idle,
+        override_problems,
     }
-    subsets(ctx, vs, router, host, service, &nodes, tcp_idle);
-    let resource = istio::Resource {
-        api_version: ctx.api.networking,
-        kind: "VirtualService",
-        metadata: metadata(vs.name(), vs.namespace(), &vs.object_ref()),
-        spec: istio::VirtualServiceSpec {
-            hosts: vec![host.to_owned()],
-            gateways: Vec::new(),
-            http,
-            tcp,
-        },
-    };
-    ctx.emit(resource.to_value());
 }
 
 /// The routes' target nodes, or `None` (with a finding) when one is missing.

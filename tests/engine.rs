@@ -1,0 +1,279 @@
+//! The in-place migration of the color app, executed against kubesim over HTTP: apply, apply
+//! again (nothing to do), roll back (the cluster is as before).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{crds_dir, root};
+use meshplan::cluster::Cluster;
+use meshplan::engine::{self, Event, Options};
+use meshplan::object::ObjectRef;
+use meshplan::pipeline;
+use meshplan::plan::PlanFile;
+use serde_json::Value;
+
+const ISTIOD: &str = "apiVersion: v1
+kind: Namespace
+metadata:
+  name: istio-system
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: istiod
+  namespace: istio-system
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: istiod}
+  template:
+    metadata:
+      labels: {app: istiod}
+    spec:
+      containers:
+        - name: discovery
+          image: example.com/istio/pilot:1.27
+";
+
+async fn cluster() -> kubesim::RunningServer {
+    let server = kubesim::Server::builder()
+        .rollout_delay(Duration::from_millis(20))
+        .start()
+        .await
+        .unwrap();
+    let mut crds: Vec<_> = std::fs::read_dir(crds_dir().join("appmesh"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    crds.push(crds_dir().join("istio/customresourcedefinitions.gen.yaml"));
+    for path in crds {
+        let text = std::fs::read_to_string(&path).unwrap();
+        server
+            .load_yaml(&path.display().to_string(), &text)
+            .unwrap();
+    }
+    server.load_yaml("istiod", ISTIOD).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(root().join("examples/howto-k8s-http2"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let text: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    server.load_yaml("examples", &text.join("\n---\n")).unwrap();
+    server
+}
+
+async fn get(
+    cluster: &Cluster,
+    api_version: &str,
+    kind: &str,
+    ns: Option<&str>,
+    name: &str,
+) -> Option<Value> {
+    cluster
+        .get(&ObjectRef::new(api_version, kind, ns, name))
+        .await
+        .unwrap()
+}
+
+async fn containers(server: &kubesim::RunningServer, cluster: &Cluster) -> Vec<Vec<String>> {
+    let _ = server;
+    use kube::api::{Api, ListParams};
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(cluster.client.clone(), "howto-k8s-http2");
+    let mut out: Vec<Vec<String>> = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            p.spec
+                .unwrap()
+                .containers
+                .into_iter()
+                .map(|c| c.name)
+                .collect()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn color_app_migrates_in_place_and_rolls_back() {
+    let server = cluster().await;
+    let client = meshplan::cluster::connect_yaml(&server.kubeconfig_yaml())
+        .await
+        .unwrap();
+    let cluster = Cluster::new(client);
+    let dir = std::env::temp_dir().join(format!("meshplan-engine-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = Options {
+        concurrency: 4,
+        rollout_timeout: Duration::from_secs(30),
+        poll: Duration::from_millis(20),
+        journal: dir.join("color.state.json"),
+        lock: dir.join("color.lock"),
+        stop: Default::default(),
+    };
+    let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
+    let planned = pipeline::plan_offline(plan, None).unwrap();
+    let graph = &planned.graph;
+    let events = std::sync::Mutex::new(Vec::new());
+    let report = |e: Event| events.lock().unwrap().push(e);
+
+    // Before: App Mesh sidecars.
+    assert!(
+        containers(&server, &cluster)
+            .await
+            .iter()
+            .all(|c| c.contains(&"envoy".to_owned()))
+    );
+    let service_before = get(&cluster, "v1", "Service", Some("howto-k8s-http2"), "color")
+        .await
+        .unwrap();
+
+    let journal = engine::apply(&cluster, graph, "fp", &options, &report)
+        .await
+        .unwrap();
+    assert!(journal.complete(), "{journal:?}");
+    let vs = get(
+        &cluster,
+        "networking.istio.io/v1",
+        "VirtualService",
+        Some("howto-k8s-http2"),
+        "color",
+    )
+    .await
+    .unwrap();
+    let weights: Vec<u64> = vs["spec"]["http"][0]["route"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["weight"].as_u64().unwrap())
+        .collect();
+    assert_eq!(weights, [10, 40, 50]);
+    assert!(
+        get(
+            &cluster,
+            "networking.istio.io/v1",
+            "DestinationRule",
+            Some("howto-k8s-http2"),
+            "color"
+        )
+        .await
+        .is_some()
+    );
+    let service = get(&cluster, "v1", "Service", Some("howto-k8s-http2"), "color")
+        .await
+        .unwrap();
+    assert_eq!(service["spec"]["selector"]["app"], "color");
+    let namespace = get(&cluster, "v1", "Namespace", None, "howto-k8s-http2")
+        .await
+        .unwrap();
+    assert_eq!(
+        namespace["metadata"]["labels"]["istio-injection"],
+        "enabled"
+    );
+    assert!(namespace["metadata"]["labels"].get("mesh").is_none());
+    for c in containers(&server, &cluster).await {
+        assert!(
+            c.contains(&"istio-proxy".to_owned()) && !c.contains(&"envoy".to_owned()),
+            "{c:?}"
+        );
+    }
+    assert!(
+        get(
+            &cluster,
+            "appmesh.k8s.aws/v1beta2",
+            "VirtualRouter",
+            Some("howto-k8s-http2"),
+            "color"
+        )
+        .await
+        .is_none()
+    );
+    assert!(!options.lock.exists(), "the lock is released");
+
+    // Again: every step is already done.
+    events.lock().unwrap().clear();
+    engine::apply(&cluster, graph, "fp", &options, &report)
+        .await
+        .unwrap();
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|e| matches!(e, Event::Skipped(_)))
+    );
+
+    // Rollback: App Mesh back, Istio objects gone, labels and selector as before, envoy back.
+    engine::rollback(&cluster, "fp", &options, &report)
+        .await
+        .unwrap();
+    assert!(
+        get(
+            &cluster,
+            "appmesh.k8s.aws/v1beta2",
+            "VirtualRouter",
+            Some("howto-k8s-http2"),
+            "color"
+        )
+        .await
+        .is_some()
+    );
+    assert!(
+        get(
+            &cluster,
+            "appmesh.k8s.aws/v1beta2",
+            "VirtualNode",
+            Some("howto-k8s-http2"),
+            "red"
+        )
+        .await
+        .is_some()
+    );
+    assert!(
+        get(
+            &cluster,
+            "networking.istio.io/v1",
+            "VirtualService",
+            Some("howto-k8s-http2"),
+            "color"
+        )
+        .await
+        .is_none()
+    );
+    let namespace = get(&cluster, "v1", "Namespace", None, "howto-k8s-http2")
+        .await
+        .unwrap();
+    assert_eq!(namespace["metadata"]["labels"]["mesh"], "howto-k8s-http2");
+    assert!(
+        namespace["metadata"]["labels"]
+            .get("istio-injection")
+            .is_none()
+    );
+    let service = get(&cluster, "v1", "Service", Some("howto-k8s-http2"), "color")
+        .await
+        .unwrap();
+    assert_eq!(
+        service["spec"].get("selector"),
+        service_before["spec"].get("selector")
+    );
+    for c in containers(&server, &cluster).await {
+        assert!(
+            c.contains(&"envoy".to_owned()) && !c.contains(&"istio-proxy".to_owned()),
+            "{c:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    server.shutdown().await;
+}
