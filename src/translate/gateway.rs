@@ -1314,6 +1314,32 @@ fn rewrite_of(path: &Path) -> HttpRewrite {
     out
 }
 
+/// The rewrite of a flattened entry. Envoy's prefix rewrite replaces the prefix the entry
+/// *matched*; once a router condition lengthens it (`/color/` + `/blue`), `uri: /` would eat the
+/// router's part too (`/color/blue/x` → `//x`), so the gateway prefix is rewritten by a regex.
+fn rewrite_for(
+    rewrite: Option<&HttpRewrite>,
+    path: &Path,
+    matched: Option<&StringMatch>,
+) -> Option<HttpRewrite> {
+    let mut out = rewrite.cloned()?;
+    if let Path::Prefix {
+        sent,
+        seen,
+        loose: false,
+    } = path
+        && out.uri.is_some()
+        && matched != Some(&StringMatch::Prefix(sent.clone()))
+    {
+        out.uri = None;
+        out.uri_regex_rewrite = Some(RegexRewrite {
+            match_: format!("^{}", re2_escape(sent)),
+            rewrite: seen.clone(),
+        });
+    }
+    Some(out)
+}
+
 /// A router route's path condition combined with a gateway route's path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Combined {
@@ -1601,6 +1627,7 @@ fn flatten(
             }
         };
         kept.push(format!("`{}`", r.name));
+        let matched = combined.uri.clone();
         entries.push(istio::HttpRoute {
             name: format!("{}-{}", route.name(), r.name),
             match_: if combined == HttpMatchRequest::default() {
@@ -1608,8 +1635,8 @@ fn flatten(
             } else {
                 vec![combined]
             },
+            rewrite: rewrite_for(rewrite, path, matched.as_ref()),
             route: r.route.clone(),
-            rewrite: rewrite.cloned(),
             timeout: r.timeout.clone(),
             retries: r.retries.clone(),
         });
