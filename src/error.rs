@@ -24,6 +24,21 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Manifest(#[from] crate::inventory::ManifestError),
+    /// Talking to the cluster failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    /// A run failed or was refused.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// The journal could not be read or written.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// The lock could not be taken or cleared.
+    #[error(transparent)]
+    Lock(#[from] crate::state::LockError),
+    /// The run needs a confirmation it could not get.
+    #[error("{0}")]
+    NotConfirmed(String),
     /// The plan asks for something this version cannot do.
     #[error("{0}")]
     Unsupported(String),

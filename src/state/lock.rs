@@ -94,6 +94,11 @@ impl Drop for LockGuard {
     }
 }
 
+/// Who holds the lock at `path`, if anyone.
+pub fn holder(path: &Path) -> Result<Option<Holder>, LockError> {
+    read(path)
+}
+
 fn read(path: &Path) -> Result<Option<Holder>, LockError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(serde_json::from_str(&text).ok()),

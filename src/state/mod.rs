@@ -9,7 +9,7 @@ mod journal;
 mod lock;
 
 pub use journal::{Journal, PreImage, StepRecord, StepState};
-pub use lock::{Holder, LockError, LockGuard, acquire, force_unlock};
+pub use lock::{Holder, LockError, LockGuard, acquire, force_unlock, holder};
 
 use std::path::{Path, PathBuf};
 
@@ -79,4 +79,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         .and_then(|d| d.sync_all())
         .map_err(io)?;
     Ok(())
+}
+
+/// The fingerprint of a plan's text: a journal belongs to exactly one version of a plan.
+pub fn fingerprint(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -12,12 +12,15 @@ use meshplan::plan::{IstioVersion, PlanFile, StrategyKind};
 use meshplan::report::{self, Format, text::Palette};
 use meshplan::translate::{self, Options};
 
+mod run;
+
 /// Exit codes, documented in the README.
 mod exit {
     pub const OK: u8 = 0;
     pub const ERROR: u8 = 1;
     pub const CHANGES: u8 = 2;
     pub const FINDINGS: u8 = 3;
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Parser)]
@@ -83,12 +86,71 @@ enum Command {
         #[arg(long, default_value = "1.27")]
         istio_version: IstioVersion,
     },
+    /// Carry out the migration against the cluster, step by step, with checkpoints.
+    #[command(after_help = "Examples:\n  meshplan apply plans/color.toml\n  \
+                            meshplan apply plans/color.toml --context prod --auto-approve\n\n\
+                            Run it again after an interruption or a failure: it resumes where it stopped.")]
+    Apply {
+        /// The plan file.
+        plan: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Do not ask for confirmation (required when stdin is not a terminal).
+        #[arg(long)]
+        auto_approve: bool,
+        /// Steps run at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+        /// Roll back automatically when a step fails.
+        #[arg(long)]
+        rollback_on_failure: bool,
+    },
+    /// Undo what `apply` did, newest step first, restoring every object as it was.
+    #[command(after_help = "Example:\n  meshplan rollback plans/color.toml")]
+    Rollback {
+        /// The plan file.
+        plan: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Do not ask for confirmation (required when stdin is not a terminal).
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// Show the steps of the current run: state, timing, errors, and who holds the lock.
+    #[command(after_help = "Examples:\n  meshplan status plans/color.toml\n  meshplan status plans/color.toml --format json")]
+    Status {
+        /// The plan file.
+        plan: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Clear the lock of a run that died, naming its id (shown by `status` and by the refusal).
+    #[command(after_help = "Example:\n  meshplan unlock plans/color.toml --force 1a2b3c4d00001234")]
+    Unlock {
+        /// The plan file.
+        plan: PathBuf,
+        /// The id of the run whose lock is cleared.
+        #[arg(long, value_name = "ID")]
+        force: String,
+    },
     /// Explain a finding code: what it means, which fields raise it, what to do.
     #[command(after_help = "Examples:\n  meshplan explain MP201\n  meshplan explain mp309")]
     Explain {
         /// The code, e.g. MP201.
         code: String,
     },
+}
+
+/// Which cluster to talk to.
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// Kubeconfig file (default: the plan's `source.kubeconfig`, `$KUBECONFIG`, `~/.kube/config`).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the plan's `source.context`, or the current context).
+    #[arg(long)]
+    context: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -152,6 +214,7 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// An error as the CLI reports it.
 type Failure = Box<dyn miette::Diagnostic + Send + Sync>;
 
 fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
@@ -204,6 +267,20 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             fail_on,
             istio_version,
         } => translate_files(&files, output, fail_on, istio_version, colors),
+        Command::Apply {
+            plan,
+            cluster,
+            auto_approve,
+            concurrency,
+            rollback_on_failure,
+        } => run::apply(&plan, &cluster, auto_approve, concurrency.into(), rollback_on_failure, colors),
+        Command::Rollback {
+            plan,
+            cluster,
+            auto_approve,
+        } => run::rollback(&plan, &cluster, auto_approve),
+        Command::Status { plan, format } => run::status(&plan, format),
+        Command::Unlock { plan, force } => run::unlock(&plan, &force),
         Command::Explain { code } => match findings::Code::parse(&code) {
             Some(code) => {
                 print(&meshplan::docs::finding(code, &[]));

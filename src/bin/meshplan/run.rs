@@ -1,0 +1,269 @@
+//! `apply`, `rollback`, `status` and `unlock`: the commands that touch a cluster or its journal.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use meshplan::cluster::{self, Cluster};
+use meshplan::engine::{self, EngineError, Event, Options};
+use meshplan::plan::{PlanFile, StateBackend};
+use meshplan::report::{self, Format, text::Palette};
+use meshplan::state::{self, Journal, StepState};
+use meshplan::{Error, pipeline};
+
+use super::{ClusterArgs, Colors, Failure, boxed, exit, print};
+
+fn failure(error: impl Into<Error>) -> Failure {
+    boxed(error.into())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+}
+
+/// The journal and lock paths of a plan, and the engine options.
+fn options(plan: &PlanFile, concurrency: usize) -> Result<Options, Failure> {
+    if plan.spec.state.backend == StateBackend::Configmap {
+        return Err(failure(Error::Unsupported(
+            "`[state] backend = \"configmap\"` is not available in this version; use the file \
+             backend"
+                .to_owned(),
+        )));
+    }
+    let (default_journal, lock) = state::default_paths(Path::new("."), &plan.name);
+    let journal = plan.spec.state.path.clone().unwrap_or(default_journal);
+    Ok(Options {
+        concurrency,
+        rollout_timeout: plan.spec.strategy.rollout_timeout.0,
+        poll: Duration::from_millis(500),
+        journal,
+        lock,
+        stop: Arc::default(),
+    })
+}
+
+async fn connect(plan: &PlanFile, args: &ClusterArgs) -> Result<Cluster, Failure> {
+    let kubeconfig: Option<PathBuf> = args
+        .kubeconfig
+        .clone()
+        .or_else(|| plan.spec.source.kubeconfig.as_ref().map(|p| plan.base_dir().join(p)));
+    let context = args.context.clone().or_else(|| plan.spec.source.context.clone());
+    let client = cluster::connect(kubeconfig.as_deref(), context.as_deref())
+        .await
+        .map_err(failure)?;
+    Ok(Cluster::new(client))
+}
+
+/// Asks for "yes" on a terminal; refuses to guess when there is none.
+fn confirm(question: &str, auto_approve: bool) -> Result<bool, Failure> {
+    if auto_approve {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(failure(Error::NotConfirmed(
+            "stdin is not a terminal, so nobody can confirm: review `meshplan plan` and pass \
+             --auto-approve"
+                .to_owned(),
+        )));
+    }
+    eprint!("{question}\n  Only 'yes' will be accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| failure(Error::NotConfirmed(e.to_string())))?;
+    Ok(answer.trim() == "yes")
+}
+
+fn progress(event: Event) {
+    match event {
+        Event::Started(id) => eprintln!("▶ {id}"),
+        Event::Skipped(id) => eprintln!("= {id} (already done)"),
+        Event::Finished(id) => eprintln!("✓ {id}"),
+        Event::Failed(id, error) => eprintln!("✗ {id}: {error}"),
+        Event::Waiting(id, message) => eprintln!("… {id}: {message}"),
+        Event::Undone(id) => eprintln!("↺ {id}"),
+    }
+}
+
+/// Stops scheduling on Ctrl-C; running steps finish and are saved.
+fn stop_on_interrupt(stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("Interrupted: finishing the running steps and saving the journal…");
+            stop.store(true, Ordering::SeqCst);
+        }
+    });
+}
+
+/// `meshplan apply`.
+pub fn apply(
+    path: &Path,
+    args: &ClusterArgs,
+    auto_approve: bool,
+    concurrency: usize,
+    rollback_on_failure: bool,
+    colors: &Colors,
+) -> Result<u8, Failure> {
+    let plan = PlanFile::load(path).map_err(boxed)?;
+    let fingerprint = state::fingerprint(plan.text());
+    let options = options(&plan, concurrency)?;
+    runtime().block_on(async {
+        let cluster = connect(&plan, args).await?;
+        let graph = match Journal::load(&options.journal, &fingerprint).map_err(failure)? {
+            Some(journal) => {
+                let done = journal.steps.values().filter(|s| s.state == StepState::Done).count();
+                eprintln!(
+                    "Resuming the run recorded in {}: {done} of {} steps done.",
+                    options.journal.display(),
+                    journal.steps.len()
+                );
+                journal.graph
+            }
+            None => {
+                let namespaces: Vec<String> =
+                    plan.spec.source.namespaces.iter().map(|n| n.to_string()).collect();
+                let inventory = cluster::inventory(&cluster.client, &namespaces)
+                    .await
+                    .map_err(failure)?;
+                let planned = pipeline::plan_with(plan.clone(), inventory, "the cluster".to_owned(), None)
+                    .map_err(boxed)?;
+                print(&report::text::plan(&planned, Palette::new(colors.stdout)));
+                if planned.translation.has_errors() {
+                    eprintln!("error: findings of severity error: nothing is applied until they are resolved");
+                    return Ok(exit::ERROR);
+                }
+                if planned.graph.summary().is_empty() {
+                    return Ok(exit::OK);
+                }
+                planned.graph
+            }
+        };
+        if !confirm("Apply these changes to the cluster?", auto_approve)? {
+            eprintln!("Apply cancelled.");
+            return Ok(exit::OK);
+        }
+        stop_on_interrupt(options.stop.clone());
+        match engine::apply(&cluster, &graph, &fingerprint, &options, &progress).await {
+            Ok(journal) => {
+                eprintln!("Apply complete: {} steps done. `meshplan rollback` undoes them.", journal.steps.len());
+                Ok(exit::OK)
+            }
+            Err(EngineError::Interrupted) => {
+                eprintln!("Stopped; the journal is saved. Run `meshplan apply` again to resume.");
+                Ok(exit::INTERRUPTED)
+            }
+            Err(error @ EngineError::Step { .. }) if rollback_on_failure => {
+                eprintln!("error: {error}\nRolling back (--rollback-on-failure)…");
+                engine::rollback(&cluster, &fingerprint, &options, &progress)
+                    .await
+                    .map_err(failure)?;
+                Ok(exit::ERROR)
+            }
+            Err(error) => Err(failure(error)),
+        }
+    })
+}
+
+/// `meshplan rollback`.
+pub fn rollback(path: &Path, args: &ClusterArgs, auto_approve: bool) -> Result<u8, Failure> {
+    let plan = PlanFile::load(path).map_err(boxed)?;
+    let fingerprint = state::fingerprint(plan.text());
+    let options = options(&plan, 1)?;
+    let Some(journal) = Journal::load(&options.journal, &fingerprint).map_err(failure)? else {
+        return Err(failure(EngineError::NothingToRollBack(options.journal.clone())));
+    };
+    let mut out = String::from("Rollback will undo, newest first:\n");
+    for step in journal.graph.steps.iter().rev() {
+        let record = &journal.steps[&step.id];
+        if matches!(record.state, StepState::Pending | StepState::RolledBack) {
+            continue;
+        }
+        out.push_str(&format!("  {} ({})\n", step.id, step.description));
+        for image in record.pre_images.iter().rev() {
+            let what = match &image.before {
+                None => "- delete (it was created)",
+                Some(_) => "~ restore as it was",
+            };
+            out.push_str(&format!("      {what}: {}\n", image.object));
+        }
+    }
+    print(&out);
+    runtime().block_on(async {
+        let cluster = connect(&plan, args).await?;
+        if !confirm("Roll these steps back?", auto_approve)? {
+            eprintln!("Rollback cancelled.");
+            return Ok(exit::OK);
+        }
+        engine::rollback(&cluster, &fingerprint, &options, &progress)
+            .await
+            .map_err(failure)?;
+        eprintln!("Rollback complete.");
+        Ok(exit::OK)
+    })
+}
+
+/// `meshplan status`.
+pub fn status(path: &Path, format: Format) -> Result<u8, Failure> {
+    let plan = PlanFile::load(path).map_err(boxed)?;
+    let fingerprint = state::fingerprint(plan.text());
+    let options = options(&plan, 1)?;
+    let journal = Journal::load(&options.journal, &fingerprint).map_err(failure)?;
+    let holder = state::holder(&options.lock).map_err(failure)?;
+    match format {
+        Format::Json => {
+            let doc = serde_json::json!({
+                "plan": plan.name,
+                "journal": options.journal,
+                "lock": holder,
+                "steps": journal.as_ref().map(|j| &j.steps),
+            });
+            print(&format!("{}\n", serde_json::to_string_pretty(&doc).expect("status serialises")));
+        }
+        Format::Text => {
+            let mut out = format!("Plan {} — journal {}\n", plan.name, options.journal.display());
+            match &journal {
+                None => out.push_str("  no run yet: `meshplan apply` starts one\n"),
+                Some(journal) => {
+                    for step in &journal.graph.steps {
+                        let record = &journal.steps[&step.id];
+                        let state = serde_json::to_value(record.state).expect("states serialise");
+                        out.push_str(&format!(
+                            "  {:<12} {:<40} {}{}\n",
+                            state.as_str().unwrap_or_default(),
+                            step.id,
+                            record.finished_at.as_deref().or(record.started_at.as_deref()).unwrap_or(""),
+                            record.error.as_ref().map(|e| format!("\n      error: {e}")).unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+            match holder {
+                Some(h) => out.push_str(&format!(
+                    "Lock: held by run {} (pid {} on {}, since {})\n",
+                    h.id, h.pid, h.host, h.since
+                )),
+                None => out.push_str("Lock: free\n"),
+            }
+            print(&out);
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `meshplan unlock --force ID`.
+pub fn unlock(path: &Path, id: &str) -> Result<u8, Failure> {
+    let plan = PlanFile::load(path).map_err(boxed)?;
+    let options = options(&plan, 1)?;
+    match state::force_unlock(&options.lock, id).map_err(failure)? {
+        Some(holder) => eprintln!("Cleared the lock of run {} (pid {} on {}).", holder.id, holder.pid, holder.host),
+        None => eprintln!("The plan is not locked."),
+    }
+    Ok(exit::OK)
+}
