@@ -78,7 +78,7 @@ pub fn finding(code: Code, examples: &[String]) -> String {
         };
         let _ = write!(out, "Raised by the {kind} {shown}.\n\n");
     }
-    let _ = write!(out, "What to do: {}\n", code.action());
+    let _ = writeln!(out, "What to do: {}", code.action());
     if !examples.is_empty() {
         let _ = write!(
             out,

@@ -22,7 +22,7 @@ pub fn duration(d: &appmesh::Duration) -> Option<String> {
 
 /// Milliseconds as `Ns` when whole seconds, else `Nms`.
 pub fn millis_text(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
     } else {
         format!("{millis}ms")
@@ -76,6 +76,13 @@ pub fn port(value: i64) -> Option<u32> {
         .filter(|p| (1..=65535).contains(p))
 }
 
+/// The resource name at the end of an App Mesh ARN (`…/virtualNode/<name>`).
+pub fn arn_name(arn: &str) -> Option<&str> {
+    arn.rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty() && arn.starts_with("arn:"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,11 +108,4 @@ mod tests {
         assert_eq!(dns_label("Color_V1"), "color-v1");
         assert_eq!(dns_label("-x-"), "x");
     }
-}
-
-/// The resource name at the end of an App Mesh ARN (`…/virtualNode/<name>`).
-pub fn arn_name(arn: &str) -> Option<&str> {
-    arn.rsplit('/')
-        .next()
-        .filter(|n| !n.is_empty() && arn.starts_with("arn:"))
 }

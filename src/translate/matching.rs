@@ -30,12 +30,18 @@ pub fn http(m: &HttpMatch, field: &str, problems: &mut Vec<Problem>) -> HttpMatc
 
 /// Converts a gRPC route match.
 pub fn grpc(m: &GrpcMatch, field: &str, problems: &mut Vec<Problem>) -> HttpMatchRequest {
-    let mut out = HttpMatchRequest::default();
-    out.uri = match (&m.service_name, &m.method_name) {
-        (Some(service), Some(method)) => Some(StringMatch::Exact(format!("/{service}/{method}"))),
-        (Some(service), None) => Some(StringMatch::Prefix(format!("/{service}/"))),
-        (None, Some(method)) => Some(StringMatch::Regex(format!("/[^/]+/{}", re2_escape(method)))),
-        (None, None) => None,
+    let mut out = HttpMatchRequest {
+        uri: match (&m.service_name, &m.method_name) {
+            (Some(service), Some(method)) => {
+                Some(StringMatch::Exact(format!("/{service}/{method}")))
+            }
+            (Some(service), None) => Some(StringMatch::Prefix(format!("/{service}/"))),
+            (None, Some(method)) => {
+                Some(StringMatch::Regex(format!("/[^/]+/{}", re2_escape(method))))
+            }
+            (None, None) => None,
+        },
+        ..HttpMatchRequest::default()
     };
     headers(
         &m.metadata,
