@@ -206,6 +206,8 @@ codes! {
         "Nothing to do; long-lived HTTP/2 and gRPC connections are now spread across pods.";
     BackendMissing = "MP319", Error, "A backend names a virtual service that does not exist in the source.",
         "Add the virtual service to the source or remove the backend; until then the Sidecar does not list it.";
+    InboundPoolUnavailable = "MP321", Warning, "The target Istio release (before 1.20) has no Sidecar inbound connection pool: listener limits and idle timeouts are not carried over.",
+        "Upgrade the target to Istio 1.20 or later, or protect the application by other means.";
     NodeServiceMissing = "MP320", Warning, "A node's DNS host name is a cluster name, but no such Service is in the source.",
         "Add the Service to the manifests (App Mesh needed the name to resolve, so it exists in the cluster).";
 

@@ -502,15 +502,22 @@ fn labels_of(node: &Item<VirtualNode>) -> Option<BTreeMap<String, String>> {
         .and_then(appmesh::match_labels)
 }
 
-/// True when a host name is a cluster Service name (short, `svc.ns`, or under `.svc.<domain>`).
+/// True when a node's DNS host name names a cluster Service (see [`cluster_name`]).
 fn cluster_like(ctx: &Ctx<'_>, hostname: &str, namespace: &str) -> bool {
-    let suffix = format!(".svc.{}", ctx.cluster_domain());
-    if hostname.ends_with(&suffix) || hostname.ends_with(".svc") {
+    let known: Vec<&str> = ctx.inv.namespaces.iter().map(|n| n.name()).collect();
+    cluster_name(hostname, namespace, ctx.cluster_domain(), &known)
+}
+
+/// True when a host name is a cluster Service name: a short name, `svc.<namespace>` for a
+/// namespace of the node or of the source, `svc.ns.svc`, or anything under `.svc.<domain>`.
+/// Other names (`api.example.com`, an RDS endpoint) are outside the cluster.
+fn cluster_name(hostname: &str, namespace: &str, domain: &str, known: &[&str]) -> bool {
+    if hostname.ends_with(&format!(".svc.{domain}")) || hostname.ends_with(".svc") {
         return true;
     }
     match hostname.split('.').collect::<Vec<_>>().as_slice() {
         [_] => true,
-        [_, ns] => *ns == namespace || ctx.inv.namespaces.iter().any(|n| n.name() == *ns),
+        [_, ns] => *ns == namespace || known.contains(ns),
         _ => false,
     }
 }
@@ -1213,6 +1220,37 @@ fn inbound_pool(
 ) -> Option<istio::ConnectionPoolSettings> {
     let object = node.object_ref();
     let name = node.name();
+    let version = &ctx.opts.version;
+    if (version.major, version.minor) < (1, 20) {
+        let release = version.to_string();
+        for (i, listener) in node.value.spec.listeners.iter().enumerate() {
+            let idle = listener.timeout.as_ref().is_some_and(|t| {
+                t.tcp.as_ref().is_some_and(|x| x.idle.is_some())
+                    || [&t.grpc, &t.http, &t.http2]
+                        .into_iter()
+                        .any(|r| r.as_ref().is_some_and(|r| r.idle.is_some()))
+            });
+            if listener.connection_pool.is_none() && !idle {
+                continue;
+            }
+            let at = format!("spec.listeners[{i}]");
+            withdraw(ctx, &object, |f| {
+                [Code::ConnectionPool, Code::ListenerIdleTimeout].contains(&f.code)
+                    && f.field.starts_with(&at)
+            });
+            ctx.finding(
+                Code::InboundPoolUnavailable,
+                &object,
+                &at,
+                format!(
+                    "Istio {release} has no `Sidecar.inboundConnectionPool` (added in 1.20), so \
+                     the listener's connection pool and idle timeouts toward the application \
+                     are not carried over; target Istio 1.20 or later to keep them"
+                ),
+            );
+        }
+        return None;
+    }
     let mut pool = istio::ConnectionPoolSettings::default();
     for (i, listener) in node.value.spec.listeners.iter().enumerate() {
         let at = format!("spec.listeners[{i}]");
@@ -1257,6 +1295,7 @@ fn inbound_pool(
         let Some(timeout) = &listener.timeout else {
             continue;
         };
+        per_request_timeouts(ctx, node, i, timeout);
         for (proto, per) in [
             ("grpc", &timeout.grpc),
             ("http", &timeout.http),
@@ -1317,6 +1356,40 @@ fn inbound_pool(
         }
     }
     (pool != istio::ConnectionPoolSettings::default()).then_some(pool)
+}
+
+/// Listener per-request timeouts: Istio has none server-side; say where the value went.
+fn per_request_timeouts(
+    ctx: &mut Ctx<'_>,
+    node: &Item<VirtualNode>,
+    i: usize,
+    timeout: &appmesh::ListenerTimeout,
+) {
+    for (proto, per) in [
+        ("grpc", &timeout.grpc),
+        ("http", &timeout.http),
+        ("http2", &timeout.http2),
+    ] {
+        let Some(value) = per.as_ref().and_then(|t| t.per_request) else {
+            continue;
+        };
+        let effect = match super::common::duration(&value) {
+            Some(text) => format!(
+                "the timeout of {proto} routes that reach this node (router routes, a virtual \
+                 service it provides) is capped at {text}; callers that do not go through those \
+                 routes (other hosts, clients outside the mesh) get no timeout from the node"
+            ),
+            None => "0 turns the listener's timeout off, so routes that reach this node keep \
+                     their own timeout and App Mesh's 15s listener default does not cap them"
+                .to_owned(),
+        };
+        ctx.finding(
+            Code::ListenerTimeout,
+            &node.object_ref(),
+            &format!("spec.listeners[{i}].timeout.{proto}.perRequest"),
+            format!("Istio has no server-side request timeout: {effect}"),
+        );
+    }
 }
 
 /// Listener TLS modes → PeerAuthentication for the node's pods.
@@ -1797,6 +1870,20 @@ mod tests {
         assert_eq!(istio_spiffe_id("spiffe://example.org/front"), None);
         assert_eq!(istio_spiffe_id("spiffe://td/ns//sa/x"), None);
         assert_eq!(istio_spiffe_id("front.shop.svc.cluster.local"), None);
+    }
+
+    #[test]
+    fn cluster_names_are_told_from_external_ones() {
+        let known = ["shop", "ops"];
+        let cluster = |h: &str| cluster_name(h, "shop", "cluster.local", &known);
+        assert!(cluster("catalog"));
+        assert!(cluster("catalog.shop"));
+        assert!(cluster("prober.ops"));
+        assert!(cluster("catalog.shop.svc"));
+        assert!(cluster("catalog.shop.svc.cluster.local"));
+        assert!(!cluster("example.com"));
+        assert!(!cluster("api.partner.example.com"));
+        assert!(!cluster("orders.cluster-abc.eu-west-1.rds.amazonaws.com"));
     }
 
     #[test]
