@@ -79,7 +79,8 @@ fn listener_tls(prefix: &str) -> Vec<Field> {
         field(
             format!("{prefix}.mode"),
             Disposition::Exact,
-            "PeerAuthentication `mtls.mode` for the node's pods (STRICT with MP308, PERMISSIVE); DISABLED: nothing",
+            "PeerAuthentication `mtls.mode` for the node's pods (STRICT with MP308, \
+             PERMISSIVE); DISABLED: nothing",
         ),
         field(
             format!("{prefix}.certificate.acm.certificateARN"),
@@ -389,8 +390,9 @@ fn workload_labels(
             &object,
             "spec.podSelector",
             format!(
-                "no `podSelector`: the node selects no pods (App Mesh gave none an Envoy), so no \
-                 Sidecar, PeerAuthentication, AuthorizationPolicy or Telemetry is emitted for it{lost}"
+                "no `podSelector`: the node selects no pods (App Mesh gave none an Envoy), so \
+                 no Sidecar, PeerAuthentication, AuthorizationPolicy or Telemetry is emitted \
+                 for it{lost}"
             ),
         );
     } else {
@@ -400,9 +402,9 @@ fn workload_labels(
             "spec.podSelector.matchExpressions",
             format!(
                 "Istio selects workloads by equality labels only, so no Sidecar, \
-                 PeerAuthentication, AuthorizationPolicy or Telemetry is emitted for this node{lost}; \
-                 rewrite the selector with `matchLabels` (an `In` with one value is an equality) \
-                 and plan again"
+                 PeerAuthentication, AuthorizationPolicy or Telemetry is emitted for this \
+                 node{lost}; rewrite the selector with `matchLabels` (an `In` with one value is \
+                 an equality) and plan again"
             ),
         );
     }
@@ -417,7 +419,7 @@ fn workload_settings(spec: &appmesh::VirtualNodeSpec) -> Vec<&'static str> {
     if !spec.backends.is_empty() || !spec.backend_groups.is_empty() {
         out.push("backends (Sidecar)");
     }
-    if any(|l| l.connection_pool.is_some() || l.timeout.is_some()) {
+    if any(inbound_settings) {
         out.push("listener connection pool and idle timeouts (Sidecar)");
     }
     if any(|l| l.tls.is_some()) {
@@ -430,6 +432,18 @@ fn workload_settings(spec: &appmesh::VirtualNodeSpec) -> Vec<&'static str> {
         out.push("access log (Telemetry)");
     }
     out
+}
+
+/// True when a listener sets what becomes `Sidecar.inboundConnectionPool`: a connection pool
+/// or an idle timeout.
+fn inbound_settings(listener: &appmesh::NodeListener) -> bool {
+    let idle = listener.timeout.as_ref().is_some_and(|t| {
+        t.tcp.as_ref().is_some_and(|x| x.idle.is_some())
+            || [&t.grpc, &t.http, &t.http2]
+                .into_iter()
+                .any(|r| r.as_ref().is_some_and(|r| r.idle.is_some()))
+    });
+    listener.connection_pool.is_some() || idle
 }
 
 /// What registers a node's host in Istio.
@@ -880,7 +894,10 @@ fn at_least_1ms(
             Code::ZeroDuration,
             object,
             field,
-            format!("0 is written as `1ms`, the smallest value Istio accepts (it rejects `0s`): {meaning}"),
+            format!(
+                "0 is written as `1ms`, the smallest value Istio accepts (it rejects `0s`): \
+                 {meaning}"
+            ),
         );
         "1ms".to_owned()
     })
@@ -977,7 +994,10 @@ fn outlier_detection(ctx: &mut Ctx<'_>, node: &Item<VirtualNode>, registry: Opti
             Code::OutlierDetection,
             &object,
             &at,
-            format!("outlier detection is set on {target}; callers' sidecars eject failing pods, as callers' Envoys did in App Mesh"),
+            format!(
+                "outlier detection is set on {target}; callers' sidecars eject failing pods, as \
+                 callers' Envoys did in App Mesh"
+            ),
         );
     }
 }
@@ -1224,13 +1244,7 @@ fn inbound_pool(
     if (version.major, version.minor) < (1, 20) {
         let release = version.to_string();
         for (i, listener) in node.value.spec.listeners.iter().enumerate() {
-            let idle = listener.timeout.as_ref().is_some_and(|t| {
-                t.tcp.as_ref().is_some_and(|x| x.idle.is_some())
-                    || [&t.grpc, &t.http, &t.http2]
-                        .into_iter()
-                        .any(|r| r.as_ref().is_some_and(|r| r.idle.is_some()))
-            });
-            if listener.connection_pool.is_none() && !idle {
+            if !inbound_settings(listener) {
                 continue;
             }
             let at = format!("spec.listeners[{i}]");
@@ -1287,7 +1301,8 @@ fn inbound_pool(
                 &format!("{at}.connectionPool"),
                 format!(
                     "Sidecar `{name}` limits traffic to the local application with \
-                     `inboundConnectionPool` {} (Istio 1.20 or later), as the App Mesh listener did",
+                     `inboundConnectionPool` {} (Istio 1.20 or later), as the App Mesh \
+                     listener did",
                     set.join(", ")
                 ),
             );
@@ -1557,9 +1572,9 @@ fn authorization(ctx: &mut Ctx<'_>, node: &Item<VirtualNode>, labels: &BTreeMap<
             .to_owned()
     } else {
         format!(
-            "{} cannot be mapped to a service account (meshplan maps `spiffe://<td>/ns/<ns>/sa/<sa>` \
-             IDs, and the DNS name or SDS secret of a virtual node whose Deployment sets \
-             `serviceAccountName`)",
+            "{} cannot be mapped to a service account (meshplan maps \
+             `spiffe://<td>/ns/<ns>/sa/<sa>` IDs, and the DNS name or SDS secret of a virtual \
+             node whose Deployment sets `serviceAccountName`)",
             unmapped.join(", ")
         )
     };
@@ -1838,7 +1853,8 @@ fn access_log_telemetry(
         format!(
             "Telemetry `{}` turns on Istio's `envoy` access log, which writes Istio's default \
              format to stdout. To keep App Mesh's file and format, add the MeshConfig extension \
-             provider `extensionProviders: [{{name: {provider}, envoyFileAccessLog: {{path: {}{log_format}}}}}]` \
+             provider `extensionProviders: [{{name: {provider}, envoyFileAccessLog: {{path: \
+             {}{log_format}}}}}]` \
              (install values) and set the Telemetry's provider to `{provider}`{}",
             node.name(),
             json_text(&file.path),
