@@ -321,12 +321,11 @@ const TRUST_DOMAIN: &str = "cluster.local";
 
 /// Codes of the settings that only exist on the node's pods (Sidecar, probes, mTLS, logs); a
 /// node whose pods Istio cannot select carries none of them over.
-const WORKLOAD_CODES: [Code; 7] = [
+const WORKLOAD_CODES: [Code; 6] = [
     Code::EgressOpen,
     Code::HealthCheck,
     Code::ConnectionPool,
     Code::ListenerIdleTimeout,
-    Code::TlsStrict,
     Code::SanAllowList,
     Code::AccessLog,
 ];
@@ -904,10 +903,10 @@ fn at_least_1ms(
 }
 
 /// `listeners[].outlierDetection`: a client-side policy on the node's host and its subsets.
-fn outlier_detection(ctx: &mut Ctx<'_>, node: &Item<VirtualNode>, registry: Option<&Registry<'_>>) {
+fn outlier_detection(ctx: &mut Ctx<'_>, node: &Item<VirtualNode>, own: Option<&Registry<'_>>) {
     let object = node.object_ref();
     let listeners = &node.value.spec.listeners;
-    let destination = registry.map(|r| r.destination(ctx, node));
+    let destination = own.map(|r| r.destination(ctx, node));
     let mut policy = istio::TrafficPolicy::default();
     let mut applied = Vec::new();
     for (i, listener) in listeners.iter().enumerate() {
@@ -939,7 +938,7 @@ fn outlier_detection(ctx: &mut Ctx<'_>, node: &Item<VirtualNode>, registry: Opti
             policy.outlier_detection = Some(detection);
         } else {
             // Several listeners: one policy per Service port.
-            let number = match registry {
+            let number = match own {
                 Some(Registry::Service(service)) => {
                     router::service_port(service, listener.port_mapping.port)
                 }
@@ -963,7 +962,27 @@ fn outlier_detection(ctx: &mut Ctx<'_>, node: &Item<VirtualNode>, registry: Opti
         (node.namespace().to_owned(), node.name().to_owned()),
         policy.clone(),
     );
+    // A host several nodes share (one Service over several versions) must not carry one
+    // node's policy for all of them: the subsets carry it instead.
+    let sharing: Vec<String> = destination
+        .as_ref()
+        .map(|d| {
+            ctx.inv
+                .virtual_nodes
+                .iter()
+                .filter(|n| n.object_ref() != object)
+                .filter(|n| registry(ctx, n).is_some_and(|r| r.destination(ctx, n).host == d.host))
+                .map(|n| format!("`{}`", n.name()))
+                .collect()
+        })
+        .unwrap_or_default();
     let target = match &destination {
+        Some(d) if !sharing.is_empty() => format!(
+            "the subsets of routers that target the node, not on the DestinationRule of `{}`, \
+             which also serves {}",
+            d.host,
+            sharing.join(", ")
+        ),
         Some(d) => {
             let rule = ctx.destination_rule(&d.host, &d.namespace, &d.name, &object);
             let traffic = rule.traffic_policy.get_or_insert_with(Default::default);
