@@ -711,9 +711,19 @@ fn cloud_map(
     let object = node.object_ref();
     let cloud = format!("{}/{}", map.namespace_name, map.service_name);
     let labels = labels_of(node).unwrap_or_default();
+    // Labels every pod of the node carries: its selector's, and those all its Deployments share.
     let mut pod_labels = labels.clone();
-    if let Some(deployment) = deployment(ctx, node.namespace(), &labels) {
-        pod_labels.extend(template_labels(deployment));
+    let templates: Vec<BTreeMap<String, String>> = deployments(ctx, node.namespace(), &labels)
+        .into_iter()
+        .map(template_labels)
+        .collect();
+    if let Some(first) = templates.first() {
+        pod_labels.extend(
+            first
+                .iter()
+                .filter(|(k, v)| templates.iter().all(|t| t.get(*k) == Some(*v)))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
     }
     // Attributes that are pod labels still select the same pods; others cannot.
     let mut filter = BTreeMap::new();
@@ -1617,13 +1627,13 @@ fn authorization(ctx: &mut Ctx<'_>, node: &Item<VirtualNode>, labels: &BTreeMap<
     );
 }
 
-/// The Istio principal a SAN stands for: a SPIFFE ID of Istio's form, or a virtual node's name
-/// (DNS host name or SDS secret) whose Deployment names its service account.
+/// The Istio principal a SAN stands for: a SPIFFE ID of Istio's form, or the name (DNS host name
+/// or SDS secret) of virtual nodes whose Deployments all name one service account.
 fn principal(ctx: &Ctx<'_>, san: &str) -> Option<String> {
     if let Some(id) = istio_spiffe_id(san) {
         return Some(id.to_owned());
     }
-    let node = ctx.inv.virtual_nodes.iter().find(|n| {
+    let named = ctx.inv.virtual_nodes.iter().filter(|n| {
         let spec = &n.value.spec;
         let dns = spec
             .service_discovery
@@ -1638,21 +1648,34 @@ fn principal(ctx: &Ctx<'_>, san: &str) -> Option<String> {
                 .is_some_and(|s| s.secret_name == san)
         });
         dns || sds
-    })?;
-    let labels = labels_of(node).filter(|l| !l.is_empty())?;
-    let account = deployment(ctx, node.namespace(), &labels)?
-        .value
-        .spec
-        .as_ref()?
-        .template
-        .spec
-        .as_ref()?
-        .service_account_name
-        .clone()?;
-    Some(format!(
-        "{TRUST_DOMAIN}/ns/{}/sa/{account}",
-        node.namespace()
-    ))
+    });
+    // Several nodes (or Deployments) may share one name, e.g. one Service over versions: all
+    // must resolve to the same identity, or the SAN stays unmapped.
+    let mut found: Option<String> = None;
+    for node in named {
+        let labels = labels_of(node).filter(|l| !l.is_empty())?;
+        let workloads = deployments(ctx, node.namespace(), &labels);
+        if workloads.is_empty() {
+            return None;
+        }
+        for workload in workloads {
+            let account = workload
+                .value
+                .spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref()?
+                .service_account_name
+                .clone()?;
+            let principal = format!("{TRUST_DOMAIN}/ns/{}/sa/{account}", node.namespace());
+            if found.as_ref().is_some_and(|f| *f != principal) {
+                return None;
+            }
+            found = Some(principal);
+        }
+    }
+    found
 }
 
 /// `spiffe://<td>/ns/<ns>/sa/<sa>` without the scheme (Istio's principal form), if `san` is one.
@@ -1665,19 +1688,24 @@ fn istio_spiffe_id(san: &str) -> Option<&str> {
     }
 }
 
-/// The Deployment whose pod template carries all of `labels` in `namespace`.
-fn deployment<'a>(
+/// The Deployments whose pod templates carry all of `labels` in `namespace` (none for empty
+/// labels: every Deployment would match).
+fn deployments<'a>(
     ctx: &Ctx<'a>,
     namespace: &str,
     labels: &BTreeMap<String, String>,
-) -> Option<&'a Item<Deployment>> {
+) -> Vec<&'a Item<Deployment>> {
     if labels.is_empty() {
-        return None;
+        return Vec::new();
     }
-    ctx.inv.deployments.iter().find(|d| {
-        let template = template_labels(d);
-        d.namespace() == namespace && labels.iter().all(|(k, v)| template.get(k) == Some(v))
-    })
+    ctx.inv
+        .deployments
+        .iter()
+        .filter(|d| {
+            let template = template_labels(d);
+            d.namespace() == namespace && labels.iter().all(|(k, v)| template.get(k) == Some(v))
+        })
+        .collect()
 }
 
 fn template_labels(deployment: &Item<Deployment>) -> BTreeMap<String, String> {
@@ -1690,58 +1718,24 @@ fn template_labels(deployment: &Item<Deployment>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Health checks → the readiness probe to add, with what the Deployment has today.
+/// Health checks → the readiness probe to add, with what each Deployment of the node has today.
 fn health_checks(ctx: &mut Ctx<'_>, node: &Item<VirtualNode>, labels: &BTreeMap<String, String>) {
     let object = node.object_ref();
+    let workloads = deployments(ctx, node.namespace(), labels);
     for (i, listener) in node.value.spec.listeners.iter().enumerate() {
         let Some(check) = &listener.health_check else {
             continue;
         };
         let port = check.port.unwrap_or(listener.port_mapping.port);
         let probe = readiness_probe(check, port);
-        let workload = match deployment(ctx, node.namespace(), labels) {
-            None => "no Deployment in the source runs the node's pods; add to their application \
-                     container"
-                .to_owned(),
-            Some(d) => {
-                let containers = d
-                    .value
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.template.spec.as_ref())
-                    .map(|s| s.containers.as_slice())
-                    .unwrap_or_default();
-                let serves = |c: &&Container| {
-                    c.ports
-                        .iter()
-                        .flatten()
-                        .any(|p| i64::from(p.container_port) == port)
-                };
-                let app = containers.iter().find(serves).or_else(|| {
-                    containers.iter().find(|c| {
-                        !["envoy", "istio-proxy", "xray-daemon"].contains(&c.name.as_str())
-                    })
-                });
-                match app {
-                    Some(c) if c.readiness_probe.is_some() => format!(
-                        "container `{}` of Deployment `{}` already has a readiness probe: keep \
-                         it if it checks the same thing, else make it",
-                        c.name,
-                        d.name()
-                    ),
-                    Some(c) => format!(
-                        "container `{}` of Deployment `{}` has no readiness probe: add",
-                        c.name,
-                        d.name()
-                    ),
-                    None => format!(
-                        "Deployment `{}` has no application container; add to the pods' \
-                         application container",
-                        d.name()
-                    ),
-                }
-            }
-        };
+        let mut status: Vec<String> = workloads.iter().map(|d| probe_status(d, port)).collect();
+        if status.is_empty() {
+            status.push(
+                "no Deployment in the source runs the node's pods: add it to their application \
+                 container"
+                    .to_owned(),
+            );
+        }
         let note = if check.protocol == Protocol::Http2 {
             " (an HTTP/1.1 probe: a server that only speaks h2c may fail it)"
         } else {
@@ -1753,9 +1747,46 @@ fn health_checks(ctx: &mut Ctx<'_>, node: &Item<VirtualNode>, labels: &BTreeMap<
             &format!("spec.listeners[{i}].healthCheck"),
             format!(
                 "App Mesh's Envoys health-checked the node; in Istio the Kubernetes readiness \
-                 probe takes pods out of rotation: {workload} `readinessProbe: {probe}`{note}"
+                 probe takes pods out of rotation: `readinessProbe: {probe}`{note}; {}",
+                status.join("; ")
             ),
         );
+    }
+}
+
+/// Whether a Deployment's application container (the one serving `port`, else the first that is
+/// not a proxy) already has a readiness probe.
+fn probe_status(deployment: &Item<Deployment>, port: i64) -> String {
+    let containers = deployment
+        .value
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    let serves = |c: &&Container| {
+        c.ports
+            .iter()
+            .flatten()
+            .any(|p| i64::from(p.container_port) == port)
+    };
+    let app = containers.iter().find(serves).or_else(|| {
+        containers
+            .iter()
+            .find(|c| !["envoy", "istio-proxy", "xray-daemon"].contains(&c.name.as_str()))
+    });
+    let name = deployment.name();
+    match app {
+        Some(c) if c.readiness_probe.is_some() => format!(
+            "container `{}` of Deployment `{name}` already has a readiness probe: keep it if it \
+             checks the same thing, else replace it",
+            c.name
+        ),
+        Some(c) => format!(
+            "container `{}` of Deployment `{name}` has no readiness probe: add it",
+            c.name
+        ),
+        None => format!("Deployment `{name}` has no application container to add it to"),
     }
 }
 
