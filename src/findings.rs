@@ -208,6 +208,8 @@ codes! {
         "Add the virtual service to the source or remove the backend; until then the Sidecar does not list it.";
     InboundPoolUnavailable = "MP321", Warning, "The target Istio release (before 1.20) has no Sidecar inbound connection pool: listener limits and idle timeouts are not carried over.",
         "Upgrade the target to Istio 1.20 or later, or protect the application by other means.";
+    WorkloadOverlap = "MP322", Error, "Pods match more than one virtual node: Istio applies one Sidecar per pod and picks arbitrarily between overlapping ones.",
+        "Give each virtual node's pods a label of their own so that every pod matches one node (App Mesh's injector refused such pods too).";
     NodeServiceMissing = "MP320", Warning, "A node's DNS host name is a cluster name, but no such Service is in the source.",
         "Add the Service to the manifests (App Mesh needed the name to resolve, so it exists in the cluster).";
 

@@ -331,10 +331,48 @@ const WORKLOAD_CODES: [Code; 6] = [
 ];
 
 pub(super) fn translate(ctx: &mut Ctx<'_>) {
+    let mut admitted = Vec::new();
     for node in &ctx.inv.virtual_nodes {
         if ctx.admit("VirtualNode", node) {
             one(ctx, node);
+            admitted.push(node);
         }
+    }
+    overlaps(ctx, &admitted);
+}
+
+/// Pods that two virtual nodes select would get two Sidecars (and PeerAuthentications…), which
+/// Istio resolves arbitrarily; App Mesh's injector refused such pods, so report every
+/// Deployment whose pod template matches more than one node.
+fn overlaps(ctx: &mut Ctx<'_>, nodes: &[&Item<VirtualNode>]) {
+    for deployment in &ctx.inv.deployments {
+        let template = template_labels(deployment);
+        let matching: Vec<&&Item<VirtualNode>> = nodes
+            .iter()
+            .filter(|n| n.namespace() == deployment.namespace())
+            .filter(|n| {
+                labels_of(n).is_some_and(|l| l.iter().all(|(k, v)| template.get(k) == Some(v)))
+            })
+            .collect();
+        let [first, rest @ ..] = matching.as_slice() else {
+            continue;
+        };
+        if rest.is_empty() {
+            continue;
+        }
+        let others: Vec<String> = rest.iter().map(|n| format!("`{}`", n.name())).collect();
+        ctx.finding(
+            Code::WorkloadOverlap,
+            &first.object_ref(),
+            "spec.podSelector",
+            format!(
+                "the pods of Deployment `{}` match this node and {}: each would get several \
+                 Sidecars, PeerAuthentications or Telemetries, and Istio picks one arbitrarily; \
+                 give each node's pods a label of their own",
+                deployment.name(),
+                others.join(", ")
+            ),
+        );
     }
 }
 
