@@ -776,12 +776,19 @@ fn cloud_map(
                 kv.key, kv.value, kv.key
             )),
             None => problems.push(format!(
-                "`{}={}`: `{}` is not a label of the node's pods, so Istio cannot select by it",
+                "`{}={}`: `{}` is not a label that every pod of the node carries, so Istio \
+                 cannot select by it",
                 kv.key, kv.value, kv.key
             )),
         }
     }
+    // Every pod of the node carries the filter's labels, so a selector that includes the node's
+    // labels keeps the filter's meaning; a broader one (other nodes' pods too) must select by
+    // the filter itself.
     let unselected = |selector: &BTreeMap<String, String>, by: &str| -> Vec<String> {
+        if labels.iter().all(|(k, v)| selector.get(k) == Some(v)) {
+            return Vec::new();
+        }
         filter
             .iter()
             .filter(|(k, v)| selector.get(*k) != Some(*v))
@@ -816,7 +823,6 @@ fn cloud_map(
             )
         }
         _ if routed(ctx, node) => {
-            problems.extend(unselected(&labels, "the router's subset of this node"));
             format!(
                 "Cloud Map service `{cloud}` is replaced by the host of the virtual service whose \
                  router targets this node (a subset selects its pods)"
