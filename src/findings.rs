@@ -204,6 +204,14 @@ codes! {
         "Nothing to do, unless the node was meant to select pods.";
     LoadBalancing = "MP318", Info, "Istio balances per request across pod endpoints instead of per connection through a ClusterIP.",
         "Nothing to do; long-lived HTTP/2 and gRPC connections are now spread across pods.";
+    BackendMissing = "MP319", Error, "A backend names a virtual service that does not exist in the source.",
+        "Add the virtual service to the source or remove the backend; until then the Sidecar does not list it.";
+    InboundPoolUnavailable = "MP321", Warning, "The target Istio release (before 1.20) has no Sidecar inbound connection pool: listener limits and idle timeouts are not carried over.",
+        "Upgrade the target to Istio 1.20 or later, or protect the application by other means.";
+    WorkloadOverlap = "MP322", Error, "Pods match more than one virtual node: Istio applies one Sidecar per pod and picks arbitrarily between overlapping ones.",
+        "Give each virtual node's pods a label of their own so that every pod matches one node (App Mesh's injector refused such pods too).";
+    NodeServiceMissing = "MP320", Warning, "A node's DNS host name is a cluster name, but no such Service is in the source.",
+        "Add the Service to the manifests (App Mesh needed the name to resolve, so it exists in the cluster).";
 
     // MP4xx: virtual gateways and gateway routes.
     GatewayDeployment = "MP401", Warning, "The App Mesh gateway Deployment must be replaced by an Istio gateway Deployment.",
@@ -236,6 +244,8 @@ codes! {
         "Add the backend group to the source or fix the reference.";
     BackendGroupExpanded = "MP502", Info, "A backend group was expanded into the Sidecar hosts of the nodes that use it.",
         "Nothing to do.";
+    BackendGroupMemberMissing = "MP503", Error, "A backend group names a virtual service that does not exist in the source.",
+        "Add the virtual service to the source or remove it from the group.";
 }
 
 impl fmt::Display for Code {

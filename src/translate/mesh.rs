@@ -2,6 +2,7 @@
 
 use crate::appmesh::{self, EgressFilterType};
 use crate::findings::Code;
+use crate::inventory::Item;
 use crate::istio;
 use crate::object::ObjectRef;
 use crate::translate::common::metadata;
@@ -67,6 +68,7 @@ pub(super) fn translate(ctx: &mut Ctx<'_>) {
         }
         found = true;
         ctx.check_fields("Mesh", mesh);
+        unsupported(ctx, mesh);
         if let Some(labels) = mesh
             .value
             .spec
@@ -111,15 +113,68 @@ pub(super) fn translate(ctx: &mut Ctx<'_>) {
     }
 }
 
-/// DROP_ALL: registry-only egress needs the AWS APIs registered, in every namespace in scope.
-fn drop_all(ctx: &mut Ctx<'_>, mesh: &ObjectRef, defaulted: bool) {
-    let namespaces: Vec<String> = ctx
-        .inv
+/// Says what `meshOwner` and `ipPreference` mean for this mesh (both block the plan).
+fn unsupported(ctx: &mut Ctx<'_>, mesh: &Item<appmesh::Mesh>) {
+    let object = mesh.object_ref();
+    let spec = &mesh.value.spec;
+    if let Some(owner) = &spec.mesh_owner {
+        ctx.finding(
+            Code::SharedMesh,
+            &object,
+            "spec.meshOwner",
+            format!(
+                "the mesh belongs to AWS account `{owner}` and is shared with this one through \
+                 AWS RAM: its other members run outside this cluster, and Istio has no \
+                 cross-account mesh; migrate the owner's workloads too, or connect the clusters \
+                 with Istio multi-cluster"
+            ),
+        );
+    }
+    if let Some(preference) = spec
+        .mesh_service_discovery
+        .as_ref()
+        .and_then(|d| d.ip_preference.as_ref())
+    {
+        ctx.finding(
+            Code::IpPreference,
+            &object,
+            "spec.meshServiceDiscovery.ipPreference",
+            format!(
+                "`{preference}`: Istio has no per-mesh IP family preference and follows the \
+                 cluster's IP families (and Istio's dual-stack settings); check that the \
+                 cluster's Services use the family the workloads need, then remove the setting"
+            ),
+        );
+    }
+}
+
+/// The namespaces that get the AWS-API ServiceEntry under DROP_ALL: every namespace in scope.
+fn aws_apis_namespaces(ctx: &Ctx<'_>) -> Vec<String> {
+    ctx.inv
         .namespaces
         .iter()
         .map(|n| n.name().to_owned())
         .filter(|n| ctx.in_scope(n))
-        .collect();
+        .collect()
+}
+
+/// The namespace whose AWS-API ServiceEntry a Sidecar in `namespace` imports: its own when it
+/// has one, else the first that has one (ServiceEntries are exported to every namespace).
+pub(super) fn aws_apis_namespace(ctx: &Ctx<'_>, namespace: &str) -> String {
+    let namespaces = aws_apis_namespaces(ctx);
+    if namespaces.iter().any(|n| n == namespace) {
+        namespace.to_owned()
+    } else {
+        namespaces
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| namespace.to_owned())
+    }
+}
+
+/// DROP_ALL: registry-only egress needs the AWS APIs registered, in every namespace in scope.
+fn drop_all(ctx: &mut Ctx<'_>, mesh: &ObjectRef, defaulted: bool) {
+    let namespaces = aws_apis_namespaces(ctx);
     for namespace in &namespaces {
         let entry = istio::Resource {
             api_version: ctx.api.networking,
