@@ -117,7 +117,9 @@ enum Command {
         auto_approve: bool,
     },
     /// Show the steps of the current run: state, timing, errors, and who holds the lock.
-    #[command(after_help = "Examples:\n  meshplan status plans/color.toml\n  meshplan status plans/color.toml --format json")]
+    #[command(
+        after_help = "Examples:\n  meshplan status plans/color.toml\n  meshplan status plans/color.toml --format json"
+    )]
     Status {
         /// The plan file.
         plan: PathBuf,
@@ -273,7 +275,14 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             auto_approve,
             concurrency,
             rollback_on_failure,
-        } => run::apply(&plan, &cluster, auto_approve, concurrency.into(), rollback_on_failure, colors),
+        } => run::apply(
+            &plan,
+            &cluster,
+            auto_approve,
+            concurrency.into(),
+            rollback_on_failure,
+            colors,
+        ),
         Command::Rollback {
             plan,
             cluster,

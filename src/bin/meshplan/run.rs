@@ -48,11 +48,17 @@ fn options(plan: &PlanFile, concurrency: usize) -> Result<Options, Failure> {
 }
 
 async fn connect(plan: &PlanFile, args: &ClusterArgs) -> Result<Cluster, Failure> {
-    let kubeconfig: Option<PathBuf> = args
-        .kubeconfig
+    let kubeconfig: Option<PathBuf> = args.kubeconfig.clone().or_else(|| {
+        plan.spec
+            .source
+            .kubeconfig
+            .as_ref()
+            .map(|p| plan.base_dir().join(p))
+    });
+    let context = args
+        .context
         .clone()
-        .or_else(|| plan.spec.source.kubeconfig.as_ref().map(|p| plan.base_dir().join(p)));
-    let context = args.context.clone().or_else(|| plan.spec.source.context.clone());
+        .or_else(|| plan.spec.source.context.clone());
     let client = cluster::connect(kubeconfig.as_deref(), context.as_deref())
         .await
         .map_err(failure)?;
@@ -177,7 +183,9 @@ pub fn rollback(path: &Path, args: &ClusterArgs, auto_approve: bool) -> Result<u
     let fingerprint = state::fingerprint(plan.text());
     let options = options(&plan, 1)?;
     let Some(journal) = Journal::load(&options.journal, &fingerprint).map_err(failure)? else {
-        return Err(failure(EngineError::NothingToRollBack(options.journal.clone())));
+        return Err(failure(EngineError::NothingToRollBack(
+            options.journal.clone(),
+        )));
     };
     let mut out = String::from("Rollback will undo, newest first:\n");
     for step in journal.graph.steps.iter().rev() {
@@ -224,10 +232,17 @@ pub fn status(path: &Path, format: Format) -> Result<u8, Failure> {
                 "lock": holder,
                 "steps": journal.as_ref().map(|j| &j.steps),
             });
-            print(&format!("{}\n", serde_json::to_string_pretty(&doc).expect("status serialises")));
+            print(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).expect("status serialises")
+            ));
         }
         Format::Text => {
-            let mut out = format!("Plan {} — journal {}\n", plan.name, options.journal.display());
+            let mut out = format!(
+                "Plan {} — journal {}\n",
+                plan.name,
+                options.journal.display()
+            );
             match &journal {
                 None => out.push_str("  no run yet: `meshplan apply` starts one\n"),
                 Some(journal) => {
@@ -238,8 +253,16 @@ pub fn status(path: &Path, format: Format) -> Result<u8, Failure> {
                             "  {:<12} {:<40} {}{}\n",
                             state.as_str().unwrap_or_default(),
                             step.id,
-                            record.finished_at.as_deref().or(record.started_at.as_deref()).unwrap_or(""),
-                            record.error.as_ref().map(|e| format!("\n      error: {e}")).unwrap_or_default()
+                            record
+                                .finished_at
+                                .as_deref()
+                                .or(record.started_at.as_deref())
+                                .unwrap_or(""),
+                            record
+                                .error
+                                .as_ref()
+                                .map(|e| format!("\n      error: {e}"))
+                                .unwrap_or_default()
                         ));
                     }
                 }
@@ -262,7 +285,10 @@ pub fn unlock(path: &Path, id: &str) -> Result<u8, Failure> {
     let plan = PlanFile::load(path).map_err(boxed)?;
     let options = options(&plan, 1)?;
     match state::force_unlock(&options.lock, id).map_err(failure)? {
-        Some(holder) => eprintln!("Cleared the lock of run {} (pid {} on {}).", holder.id, holder.pid, holder.host),
+        Some(holder) => eprintln!(
+            "Cleared the lock of run {} (pid {} on {}).",
+            holder.id, holder.pid, holder.host
+        ),
         None => eprintln!("The plan is not locked."),
     }
     Ok(exit::OK)
