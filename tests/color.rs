@@ -229,7 +229,7 @@ fn steps_follow_the_manual_recipe() {
             summary.delete,
             summary.restart
         ),
-        (4, 2, 6, 4)
+        (9, 2, 6, 4)
     );
 }
 
@@ -246,7 +246,7 @@ fn json_output_is_pinned() {
     let value: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
         value["summary"],
-        json!({"create": 4, "update": 2, "delete": 6, "restart": 4})
+        json!({"create": 9, "update": 2, "delete": 6, "restart": 4})
     );
     insta::assert_snapshot!(json);
 }
@@ -269,7 +269,7 @@ fn meshplan(args: &[&str]) -> (i32, String, String) {
 fn cli_exit_codes_follow_the_contract() {
     let (code, out, _) = meshplan(&["plan", "plans/color.toml"]);
     assert_eq!(code, 0);
-    assert!(out.ends_with("Plan: 4 to create, 2 to change, 6 to delete, 4 restarts.\n"));
+    assert!(out.ends_with("Plan: 9 to create, 2 to change, 6 to delete, 4 restarts.\n"));
     assert!(!out.contains('\x1b'), "colour on a pipe");
     assert_eq!(
         meshplan(&["plan", "plans/color.toml", "--detailed-exitcode"]).0,
@@ -296,7 +296,19 @@ fn translate_prints_istio_yaml_and_fails_on_request() {
     assert_eq!(code, 0, "{err}");
     let docs: Vec<Value> = serde_saphyr::from_multiple(&out).unwrap();
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["DestinationRule", "VirtualService", "Service"]);
+    assert_eq!(
+        kinds,
+        [
+            "ServiceEntry",
+            "DestinationRule",
+            "VirtualService",
+            "Sidecar",
+            "Sidecar",
+            "Sidecar",
+            "Sidecar",
+            "Service"
+        ]
+    );
     assert!(err.contains("MP202"), "findings go to stderr: {err}");
     assert!(!out.contains("MP202"));
 
@@ -315,7 +327,7 @@ fn translate_prints_istio_yaml_and_fails_on_request() {
     let (code, out, _) = meshplan(&["translate", "-f", "examples/howto-k8s-http2", "-o", "json"]);
     assert_eq!(code, 0);
     let value: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(value["objects"].as_array().unwrap().len(), 3);
+    assert_eq!(value["objects"].as_array().unwrap().len(), 8);
     assert!(
         value["findings"]
             .as_array()

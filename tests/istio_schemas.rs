@@ -29,8 +29,8 @@ fn every_object_of_the_color_plan_is_valid_istio() {
             checked += 1;
         }
     }
-    // Telemetry, DestinationRule, VirtualService, PeerAuthentication.
-    assert_eq!(checked, 4);
+    // Telemetry, ServiceEntry, DestinationRule, VirtualService, 4 Sidecars, PeerAuthentication.
+    assert_eq!(checked, 9);
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn translate_output_of_the_example_is_valid_istio() {
     let schemas = istio();
     let inventory = Inventory::from_paths(&[root().join("examples/howto-k8s-http2")]).unwrap();
     let translation = meshplan::translate::translate(&inventory, &Default::default());
-    assert_eq!(translation.objects.len(), 2);
+    assert_eq!(translation.objects.len(), 7);
     for object in &translation.objects {
         schemas.validate(object).unwrap();
     }
