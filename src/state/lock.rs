@@ -135,6 +135,15 @@ pub fn acquire(path: &Path, holder: Holder) -> Result<LockGuard, LockError> {
             })
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // A holder on this host whose process is gone died without releasing: reclaim.
+            if let Some(stale) = read(path)?
+                && stale.host == holder.host
+                && stale.pid != holder.pid
+                && !Path::new(&format!("/proc/{}", stale.pid)).exists()
+            {
+                std::fs::remove_file(path).map_err(io)?;
+                return acquire(path, holder);
+            }
             let holder = read(path)?.unwrap_or(Holder {
                 id: "unknown".to_owned(),
                 host: "unknown".to_owned(),
@@ -195,5 +204,29 @@ mod tests {
         drop(second);
         assert!(!path.exists());
         assert_eq!(force_unlock(&path, "anything").unwrap(), None);
+    }
+
+    #[test]
+    fn a_lock_left_by_a_dead_process_on_this_host_is_reclaimed() {
+        let dir = std::env::temp_dir().join(format!("meshplan-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("color.lock");
+        let mut dead = Holder::current();
+        dead.id = "dead".to_owned();
+        // Far above pid_max: no such process.
+        dead.pid = u32::MAX - 1;
+        std::fs::write(&path, serde_json::to_string(&dead).unwrap()).unwrap();
+        let guard = acquire(&path, Holder::current()).unwrap();
+        assert_ne!(guard.holder().id, "dead");
+        drop(guard);
+        // On another host the same lock is left alone: only its holder can know it is stale.
+        dead.host = "elsewhere".to_owned();
+        std::fs::write(&path, serde_json::to_string(&dead).unwrap()).unwrap();
+        assert!(matches!(
+            acquire(&path, Holder::current()),
+            Err(LockError::Held { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
