@@ -277,3 +277,67 @@ async fn color_app_migrates_in_place_and_rolls_back() {
     std::fs::remove_dir_all(&dir).unwrap();
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_faults_at_every_step_are_survived() {
+    let server = cluster().await;
+    let faults = [
+        kubesim::Action::Status {
+            code: 500,
+            retry_after: None,
+        },
+        kubesim::Action::Status {
+            code: 503,
+            retry_after: Some(0),
+        },
+        kubesim::Action::Throttle { retry_after: 0 },
+        kubesim::Action::Latency { millis: 20 },
+        kubesim::Action::Drop,
+    ];
+    for (i, action) in faults.into_iter().enumerate() {
+        server.faults().add(kubesim::Rule {
+            probability: Some(0.08),
+            seed: Some(7 + i as u64),
+            action: Some(action),
+            ..Default::default()
+        });
+    }
+    let client = meshplan::cluster::connect_yaml(&server.kubeconfig_yaml())
+        .await
+        .unwrap();
+    let cluster = Cluster::new(client);
+    let dir = std::env::temp_dir().join(format!("meshplan-faults-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = Options {
+        concurrency: 4,
+        rollout_timeout: Duration::from_secs(30),
+        poll: Duration::from_millis(20),
+        journal: dir.join("color.state.json"),
+        lock: dir.join("color.lock"),
+        stop: Default::default(),
+    };
+    let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
+    let planned = pipeline::plan_offline(plan, None).unwrap();
+    let journal = engine::apply(&cluster, &planned.graph, "fp", &options, &|_| {})
+        .await
+        .unwrap();
+    assert!(journal.complete());
+    server.faults().clear();
+    let vs = get(
+        &cluster,
+        "networking.istio.io/v1",
+        "VirtualService",
+        Some("howto-k8s-http2"),
+        "color",
+    )
+    .await;
+    assert!(vs.is_some());
+    for c in containers(&server, &cluster).await {
+        assert!(
+            c.contains(&"istio-proxy".to_owned()) && !c.contains(&"envoy".to_owned()),
+            "{c:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    server.shutdown().await;
+}

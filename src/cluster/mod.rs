@@ -2,8 +2,10 @@
 //! per namespace (never a GET per object).
 
 mod ops;
+mod retry;
 
 pub use ops::{Cluster, FIELD_MANAGER, strip_server_fields};
+pub use retry::{retry, transient};
 
 use std::path::Path;
 
@@ -137,8 +139,8 @@ pub async fn inventory(client: &Client, namespaces: &[String]) -> Result<Invento
 
     let ns_resource = resource("", "v1", "Namespace", "namespaces");
     let all: Api<DynamicObject> = Api::all_with(client.clone(), &ns_resource);
-    for object in all
-        .list(&ListParams::default())
+    let params = ListParams::default();
+    for object in retry(|| all.list(&params))
         .await
         .map_err(list("listing namespaces".into()))?
     {
@@ -151,8 +153,7 @@ pub async fn inventory(client: &Client, namespaces: &[String]) -> Result<Invento
     }
     let mesh_resource = resource(appmesh::GROUP, "v1beta2", "Mesh", "meshes");
     let meshes: Api<DynamicObject> = Api::all_with(client.clone(), &mesh_resource);
-    for object in meshes
-        .list(&ListParams::default())
+    for object in retry(|| meshes.list(&params))
         .await
         .map_err(list("listing App Mesh meshes".into()))?
     {
@@ -162,8 +163,8 @@ pub async fn inventory(client: &Client, namespaces: &[String]) -> Result<Invento
         for (group, version, kind, plural) in NAMESPACED {
             let ar = resource(group, version, kind, plural);
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
-            let items = api
-                .list(&ListParams::default())
+            let params = ListParams::default();
+            let items = retry(|| api.list(&params))
                 .await
                 .map_err(list(format!("listing {plural} in {namespace}")))?;
             for object in items {

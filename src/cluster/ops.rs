@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::ClusterError;
+use super::retry::retry;
 use crate::object::ObjectRef;
 
 /// The field manager meshplan writes with.
@@ -44,13 +45,12 @@ impl Cluster {
             None => ("", object.api_version.as_str()),
         };
         let gvk = GroupVersionKind::gvk(group, version, &object.kind);
-        let (resource, _) =
-            pinned_kind(&self.client, &gvk)
-                .await
-                .map_err(|source| ClusterError::Api {
-                    what: format!("discovering {} {}", object.api_version, object.kind),
-                    source,
-                })?;
+        let (resource, _) = retry(|| pinned_kind(&self.client, &gvk))
+            .await
+            .map_err(|source| ClusterError::Api {
+                what: format!("discovering {} {}", object.api_version, object.kind),
+                source,
+            })?;
         self.resources.lock().await.insert(key, resource.clone());
         Ok(resource)
     }
@@ -66,8 +66,7 @@ impl Cluster {
     /// The object as it is now, or `None`.
     pub async fn get(&self, object: &ObjectRef) -> Result<Option<Value>, ClusterError> {
         let api = self.api(object).await?;
-        let found = api
-            .get_opt(&object.name)
+        let found = retry(|| api.get_opt(&object.name))
             .await
             .map_err(|source| ClusterError::Api {
                 what: format!("reading {object}"),
@@ -81,8 +80,8 @@ impl Cluster {
         let object = ObjectRef::of(desired);
         let api = self.api(&object).await?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let applied = api
-            .patch(&object.name, &params, &Patch::Apply(desired))
+        let patch = Patch::Apply(desired);
+        let applied = retry(|| api.patch(&object.name, &params, &patch))
             .await
             .map_err(|source| ClusterError::Api {
                 what: format!("applying {object}"),
@@ -98,8 +97,8 @@ impl Cluster {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
         };
-        let patched = api
-            .patch(&object.name, &params, &Patch::Merge(patch))
+        let patch = Patch::Merge(patch);
+        let patched = retry(|| api.patch(&object.name, &params, &patch))
             .await
             .map_err(|source| ClusterError::Api {
                 what: format!("patching {object}"),
@@ -114,25 +113,24 @@ impl Cluster {
         let api = self.api(&object).await?;
         let typed: DynamicObject = serde_json::from_value(value.clone())
             .map_err(|e| ClusterError::Config(e.to_string()))?;
-        api.create(
-            &PostParams {
-                field_manager: Some(FIELD_MANAGER.to_owned()),
-                ..PostParams::default()
-            },
-            &typed,
-        )
-        .await
-        .map_err(|source| ClusterError::Api {
-            what: format!("creating {object}"),
-            source,
-        })?;
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        retry(|| api.create(&params, &typed))
+            .await
+            .map_err(|source| ClusterError::Api {
+                what: format!("creating {object}"),
+                source,
+            })?;
         Ok(())
     }
 
     /// Deletes an object; absent is fine.
     pub async fn delete(&self, object: &ObjectRef) -> Result<(), ClusterError> {
         let api = self.api(object).await?;
-        match api.delete(&object.name, &DeleteParams::default()).await {
+        let params = DeleteParams::default();
+        match retry(|| api.delete(&object.name, &params)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(source) => Err(ClusterError::Api {

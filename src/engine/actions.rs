@@ -270,8 +270,8 @@ async fn pods_of(
         .unwrap_or_default();
     let pods: Api<k8s_openapi::api::core::v1::Pod> =
         Api::namespaced(cluster.client.clone(), namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&selector.join(",")))
+    let params = ListParams::default().labels(&selector.join(","));
+    let list = crate::cluster::retry(|| pods.list(&params))
         .await
         .map_err(|source| ClusterError::Api {
             what: format!("listing the pods of {object}"),
