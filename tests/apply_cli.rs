@@ -1,0 +1,227 @@
+//! `meshplan apply` as a user runs it, against kubesim over HTTP: killed at random points and
+//! resumed, it ends exactly where an uninterrupted run ends; a second concurrent run is refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{crds_dir, root};
+use meshplan::cluster::Cluster;
+use meshplan::diff::normalise;
+use meshplan::object::ObjectRef;
+use serde_json::Value;
+
+const ISTIOD: &str = "apiVersion: v1
+kind: Namespace
+metadata:
+  name: istio-system
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: istiod
+  namespace: istio-system
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: istiod}
+  template:
+    metadata:
+      labels: {app: istiod}
+    spec:
+      containers:
+        - name: discovery
+          image: example.com/istio/pilot:1.27
+";
+
+async fn cluster(dir: &Path) -> (kubesim::RunningServer, PathBuf) {
+    let server = kubesim::Server::builder()
+        .rollout_delay(Duration::from_millis(30))
+        .start()
+        .await
+        .unwrap();
+    let mut crds: Vec<_> = std::fs::read_dir(crds_dir().join("appmesh"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    crds.push(crds_dir().join("istio/customresourcedefinitions.gen.yaml"));
+    for path in crds {
+        let text = std::fs::read_to_string(&path).unwrap();
+        server
+            .load_yaml(&path.display().to_string(), &text)
+            .unwrap();
+    }
+    server.load_yaml("istiod", ISTIOD).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(root().join("examples/howto-k8s-http2"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let text: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    server.load_yaml("examples", &text.join("\n---\n")).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig_yaml()).unwrap();
+    (server, kubeconfig)
+}
+
+fn apply(dir: &Path, kubeconfig: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshplan"));
+    command
+        .args([
+            "apply",
+            root().join("plans/color.toml").to_str().unwrap(),
+            "--auto-approve",
+        ])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// What the migration leaves behind, normalised (pod names and timestamps aside).
+async fn outcome(kubeconfig: &Path) -> Vec<Value> {
+    let client = meshplan::cluster::connect(Some(kubeconfig), None)
+        .await
+        .unwrap();
+    let cluster = Cluster::new(client);
+    let ns = Some("howto-k8s-http2");
+    let mut out = Vec::new();
+    for (api, kind, namespace, name) in [
+        ("v1", "Namespace", None, "howto-k8s-http2"),
+        ("v1", "Service", ns, "color"),
+        ("networking.istio.io/v1", "VirtualService", ns, "color"),
+        ("networking.istio.io/v1", "DestinationRule", ns, "color"),
+        ("networking.istio.io/v1", "Sidecar", ns, "client"),
+        ("security.istio.io/v1", "PeerAuthentication", ns, "default"),
+        (
+            "telemetry.istio.io/v1",
+            "Telemetry",
+            Some("istio-system"),
+            "mesh-default",
+        ),
+        ("appmesh.k8s.aws/v1beta2", "VirtualRouter", ns, "color"),
+        ("appmesh.k8s.aws/v1beta2", "VirtualNode", ns, "red"),
+    ] {
+        let object = cluster
+            .get(&ObjectRef::new(api, kind, namespace, name))
+            .await
+            .unwrap();
+        out.push(
+            object
+                .map(|o| {
+                    let mut o = normalise(&o);
+                    if let Some(meta) = o["metadata"].as_object_mut() {
+                        meta.remove("annotations");
+                    }
+                    if let Some(spec) = o["spec"].as_object_mut() {
+                        // Allocated by the server, different in every cluster.
+                        spec.remove("clusterIP");
+                        spec.remove("clusterIPs");
+                    }
+                    o
+                })
+                .unwrap_or(Value::Null),
+        );
+    }
+    use kube::api::{Api, ListParams};
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(cluster.client.clone(), "howto-k8s-http2");
+    let mut sidecars: Vec<Vec<String>> = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            p.spec
+                .unwrap()
+                .containers
+                .into_iter()
+                .map(|c| c.name)
+                .collect()
+        })
+        .collect();
+    sidecars.sort();
+    out.push(serde_json::to_value(sidecars).unwrap());
+    out
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("meshplan-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_runs_resume_to_the_uninterrupted_outcome() {
+    let reference_dir = temp("kill-reference");
+    let (reference, kubeconfig) = cluster(&reference_dir).await;
+    let status = apply(&reference_dir, &kubeconfig).status().unwrap();
+    assert!(status.success());
+    let expected = outcome(&kubeconfig).await;
+    reference.shutdown().await;
+
+    // A fixed sequence of kill delays (a seeded xorshift), so every run is repeatable.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    for seed in 0..20 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let delay = Duration::from_millis(100 + state % 900);
+        let dir = temp(&format!("kill-{seed}"));
+        let (server, kubeconfig) = cluster(&dir).await;
+        let mut child = apply(&dir, &kubeconfig).spawn().unwrap();
+        tokio::time::sleep(delay).await;
+        let _ = child.kill(); // SIGKILL: no chance to clean up.
+        let _ = child.wait();
+        let resumed = apply(&dir, &kubeconfig).output().unwrap();
+        assert!(
+            resumed.status.success(),
+            "seed {seed} (killed after {delay:?}): {}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        assert_eq!(
+            outcome(&kubeconfig).await,
+            expected,
+            "seed {seed}, killed after {delay:?}"
+        );
+        assert!(
+            !dir.join(".meshplan/color.lock").exists(),
+            "seed {seed}: lock left behind"
+        );
+        server.shutdown().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    std::fs::remove_dir_all(&reference_dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_apply_is_refused_naming_the_holder() {
+    let dir = temp("concurrent");
+    let (server, kubeconfig) = cluster(&dir).await;
+    // This test process plays the first run.
+    let guard = meshplan::state::acquire(
+        &dir.join(".meshplan/color.lock"),
+        meshplan::state::Holder::current(),
+    )
+    .unwrap();
+    let second = apply(&dir, &kubeconfig).output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains(&guard.holder().id), "{err}");
+    assert!(err.contains("unlock"), "{err}");
+    drop(guard);
+    server.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
