@@ -36,6 +36,9 @@ pub enum Error {
     /// The lock could not be taken or cleared.
     #[error(transparent)]
     Lock(#[from] crate::state::LockError),
+    /// The rehearsal cluster could not be set up.
+    #[error("rehearsal: {0}")]
+    Rehearsal(String),
     /// The run needs a confirmation it could not get.
     #[error("{0}")]
     NotConfirmed(String),

@@ -325,8 +325,8 @@ fn yaml_error(file: &Path, text: &str, err: &serde_saphyr::Error) -> ManifestErr
     }))
 }
 
-/// The YAML files a source path stands for, in a stable order.
-fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
+/// The YAML files a source path stands for (a file, or a folder's `.yaml`/`.yml` files), sorted.
+pub fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
     let io = |source| ManifestError::Io {
         path: path.to_owned(),
         source,

@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod istio;
 pub mod object;
 pub mod pipeline;
+pub mod rehearse;
 pub mod report;
 pub mod state;
 pub mod steps;

@@ -225,3 +225,38 @@ async fn a_concurrent_apply_is_refused_naming_the_holder() {
     server.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn rehearse_runs_the_whole_migration_without_a_cluster() {
+    let journal = root().join(".meshplan/color.state.json");
+    let before = std::fs::read(&journal).ok();
+    let output = Command::new(env!("CARGO_BIN_EXE_meshplan"))
+        .args(["apply", "plans/color.toml", "--rehearse"])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("Plan: 9 to create, 2 to change, 6 to delete, 4 restarts."),
+        "{stdout}"
+    );
+    assert!(stderr.contains("✓ delete-appmesh"), "{stderr}");
+    assert!(
+        stdout.contains("namespace howto-k8s-http2: istio-injection=enabled"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches(": app, istio-proxy\n").count(),
+        4,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("App Mesh objects left in scope: 0"),
+        "{stdout}"
+    );
+    // The rehearsal keeps its journal to itself: the working directory's is untouched.
+    assert_eq!(std::fs::read(&journal).ok(), before);
+}

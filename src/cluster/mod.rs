@@ -31,6 +31,9 @@ pub enum ClusterError {
         /// The cause.
         source: kube::Error,
     },
+    /// The cluster is not in the state a step needs or produced.
+    #[error("{0}")]
+    Check(String),
     /// An object from the cluster does not fit the inventory.
     #[error("{0}")]
     Inventory(#[from] crate::inventory::ManifestError),

@@ -111,8 +111,9 @@ impl Cluster {
     pub async fn create(&self, value: &Value) -> Result<(), ClusterError> {
         let object = ObjectRef::of(value);
         let api = self.api(&object).await?;
-        let typed: DynamicObject = serde_json::from_value(value.clone())
-            .map_err(|e| ClusterError::Config(e.to_string()))?;
+        let typed: DynamicObject = serde_json::from_value(value.clone()).map_err(|e| {
+            ClusterError::Check(format!("{object} is not a Kubernetes object: {e}"))
+        })?;
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PostParams::default()

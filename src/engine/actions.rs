@@ -37,7 +37,7 @@ pub async fn act(cluster: &Cluster, step: &Step, options: &Options) -> Result<()
             for namespace in namespaces {
                 let object = ObjectRef::new("v1", "Namespace", None, namespace);
                 if cluster.get(&object).await?.is_none() {
-                    return Err(ClusterError::Config(format!(
+                    return Err(ClusterError::Check(format!(
                         "namespace `{namespace}` does not exist in the cluster"
                     )));
                 }
@@ -46,16 +46,27 @@ pub async fn act(cluster: &Cluster, step: &Step, options: &Options) -> Result<()
         }
         Action::EnsureIstio { .. } => {
             let istiod = ObjectRef::new("apps/v1", "Deployment", Some("istio-system"), "istiod");
-            let deployment = cluster.get(&istiod).await?.ok_or_else(|| {
-                ClusterError::Config(
-                    "Istio is not installed: no Deployment istio-system/istiod".to_owned(),
-                )
-            })?;
-            if !available(&deployment) {
-                return Err(ClusterError::Config(
-                    "istiod is not Available in istio-system; wait for it or check its pods"
-                        .to_owned(),
-                ));
+            // istiod may still be starting (right after an install): wait for it, bounded.
+            let deadline = tokio::time::Instant::now() + options.rollout_timeout;
+            loop {
+                match cluster.get(&istiod).await? {
+                    None => {
+                        return Err(ClusterError::Check(
+                            "Istio is not installed: there is no Deployment istio-system/istiod; \
+                             install Istio (or set `[istio] install = \"eks-addon\"`) first"
+                                .to_owned(),
+                        ));
+                    }
+                    Some(deployment) if available(&deployment) => break,
+                    Some(_) if tokio::time::Instant::now() >= deadline => {
+                        return Err(ClusterError::Check(format!(
+                            "istiod did not become Available in istio-system within {:?}; check \
+                             its pods",
+                            options.rollout_timeout
+                        )));
+                    }
+                    Some(_) => tokio::time::sleep(options.poll).await,
+                }
             }
             // Discovery fails when the Istio CRDs are not served.
             let probe = ObjectRef::new(
@@ -122,7 +133,7 @@ pub async fn act(cluster: &Cluster, step: &Step, options: &Options) -> Result<()
                 for pod in &pods {
                     let names = container_names(pod);
                     if !names.contains(&"istio-proxy") || names.contains(&"envoy") {
-                        return Err(ClusterError::Config(format!(
+                        return Err(ClusterError::Check(format!(
                             "pod {namespace}/{} of Deployment {deployment} runs {names:?}: expected istio-proxy and no App Mesh envoy",
                             pod["metadata"]["name"].as_str().unwrap_or_default()
                         )));
@@ -155,7 +166,7 @@ pub async fn restart(
     let deadline = tokio::time::Instant::now() + options.rollout_timeout;
     loop {
         let current = cluster.get(&object).await?.ok_or_else(|| {
-            ClusterError::Config(format!(
+            ClusterError::Check(format!(
                 "Deployment {namespace}/{name} disappeared during its rollout"
             ))
         })?;
@@ -163,7 +174,7 @@ pub async fn restart(
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ClusterError::Config(format!(
+            return Err(ClusterError::Check(format!(
                 "Deployment {namespace}/{name} did not finish its rollout within {:?}",
                 options.rollout_timeout
             )));

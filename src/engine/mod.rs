@@ -192,7 +192,7 @@ async fn run_step(
             .get_or_insert_with(|| jiff::Timestamp::now().to_string());
         record.pre_images = pre_images;
         j.save(&options.journal)
-            .map_err(|e| ClusterError::Config(e.to_string()))?;
+            .map_err(|e| ClusterError::Check(format!("saving the journal: {e}")))?;
     }
     actions::act(cluster, step, options).await
 }

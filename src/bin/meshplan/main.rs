@@ -104,6 +104,10 @@ enum Command {
         /// Roll back automatically when a step fails.
         #[arg(long)]
         rollback_on_failure: bool,
+        /// Run the whole migration against an in-process simulated cluster loaded with the
+        /// plan's source manifests, instead of a real one.
+        #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
+        rehearse: bool,
     },
     /// Undo what `apply` did, newest step first, restoring every object as it was.
     #[command(after_help = "Example:\n  meshplan rollback plans/color.toml")]
@@ -275,12 +279,16 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             auto_approve,
             concurrency,
             rollback_on_failure,
+            rehearse,
         } => run::apply(
             &plan,
             &cluster,
-            auto_approve,
+            run::Approval {
+                auto_approve,
+                rollback_on_failure,
+            },
             concurrency.into(),
-            rollback_on_failure,
+            rehearse,
             colors,
         ),
         Command::Rollback {

@@ -112,69 +112,194 @@ fn stop_on_interrupt(stop: Arc<AtomicBool>) {
 pub fn apply(
     path: &Path,
     args: &ClusterArgs,
-    auto_approve: bool,
+    approval: Approval,
     concurrency: usize,
-    rollback_on_failure: bool,
+    rehearse: bool,
     colors: &Colors,
 ) -> Result<u8, Failure> {
     let plan = PlanFile::load(path).map_err(boxed)?;
     let fingerprint = state::fingerprint(plan.text());
-    let options = options(&plan, concurrency)?;
+    let mut options = options(&plan, concurrency)?;
     runtime().block_on(async {
-        let cluster = connect(&plan, args).await?;
-        let graph = match Journal::load(&options.journal, &fingerprint).map_err(failure)? {
-            Some(journal) => {
-                let done = journal.steps.values().filter(|s| s.state == StepState::Done).count();
-                eprintln!(
-                    "Resuming the run recorded in {}: {done} of {} steps done.",
-                    options.journal.display(),
-                    journal.steps.len()
-                );
-                journal.graph
-            }
-            None => {
-                let namespaces: Vec<String> =
-                    plan.spec.source.namespaces.iter().map(|n| n.to_string()).collect();
-                let inventory = cluster::inventory(&cluster.client, &namespaces)
-                    .await
-                    .map_err(failure)?;
-                let planned = pipeline::plan_with(plan.clone(), inventory, "the cluster".to_owned(), None)
-                    .map_err(boxed)?;
-                print(&report::text::plan(&planned, Palette::new(colors.stdout)));
-                if planned.translation.has_errors() {
-                    eprintln!("error: findings of severity error: nothing is applied until they are resolved");
-                    return Ok(exit::ERROR);
-                }
-                if planned.graph.summary().is_empty() {
-                    return Ok(exit::OK);
-                }
-                planned.graph
-            }
+        if !rehearse {
+            let cluster = connect(&plan, args).await?;
+            return apply_on(&cluster, &plan, &fingerprint, &options, approval, colors).await;
+        }
+        let (server, cluster) = meshplan::rehearse::start(&plan).await.map_err(boxed)?;
+        // The rehearsal keeps its journal and lock to itself.
+        let scratch =
+            std::env::temp_dir().join(format!("meshplan-rehearsal-{}", std::process::id()));
+        options.journal = scratch.join("journal.json");
+        options.lock = scratch.join("lock");
+        eprintln!(
+            "Rehearsal: an in-process Kubernetes API (kubesim) at {} holds the plan's source \
+             manifests, a simulated istiod and the App Mesh and Istio CRDs.",
+            server.url()
+        );
+        let approval = Approval {
+            auto_approve: true,
+            ..approval
         };
-        if !confirm("Apply these changes to the cluster?", auto_approve)? {
-            eprintln!("Apply cancelled.");
-            return Ok(exit::OK);
+        let code = apply_on(&cluster, &plan, &fingerprint, &options, approval, colors).await;
+        if matches!(code, Ok(exit::OK)) {
+            print(&final_state(&cluster, &plan).await?);
         }
-        stop_on_interrupt(options.stop.clone());
-        match engine::apply(&cluster, &graph, &fingerprint, &options, &progress).await {
-            Ok(journal) => {
-                eprintln!("Apply complete: {} steps done. `meshplan rollback` undoes them.", journal.steps.len());
-                Ok(exit::OK)
-            }
-            Err(EngineError::Interrupted) => {
-                eprintln!("Stopped; the journal is saved. Run `meshplan apply` again to resume.");
-                Ok(exit::INTERRUPTED)
-            }
-            Err(error @ EngineError::Step { .. }) if rollback_on_failure => {
-                eprintln!("error: {error}\nRolling back (--rollback-on-failure)…");
-                engine::rollback(&cluster, &fingerprint, &options, &progress)
-                    .await
-                    .map_err(failure)?;
-                Ok(exit::ERROR)
-            }
-            Err(error) => Err(failure(error)),
-        }
+        let _ = std::fs::remove_dir_all(&scratch);
+        server.shutdown().await;
+        code
     })
+}
+
+/// How `apply` may proceed without asking, and what it does on failure.
+#[derive(Debug, Clone, Copy)]
+pub struct Approval {
+    /// Do not ask.
+    pub auto_approve: bool,
+    /// Roll back when a step fails.
+    pub rollback_on_failure: bool,
+}
+
+async fn apply_on(
+    cluster: &Cluster,
+    plan: &PlanFile,
+    fingerprint: &str,
+    options: &Options,
+    approval: Approval,
+    colors: &Colors,
+) -> Result<u8, Failure> {
+    let graph = match Journal::load(&options.journal, fingerprint).map_err(failure)? {
+        Some(journal) => {
+            let done = journal
+                .steps
+                .values()
+                .filter(|s| s.state == StepState::Done)
+                .count();
+            eprintln!(
+                "Resuming the run recorded in {}: {done} of {} steps done.",
+                options.journal.display(),
+                journal.steps.len()
+            );
+            journal.graph
+        }
+        None => {
+            let namespaces: Vec<String> = plan
+                .spec
+                .source
+                .namespaces
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
+            let inventory = cluster::inventory(&cluster.client, &namespaces)
+                .await
+                .map_err(failure)?;
+            let planned =
+                pipeline::plan_with(plan.clone(), inventory, "the cluster".to_owned(), None)
+                    .map_err(boxed)?;
+            print(&report::text::plan(&planned, Palette::new(colors.stdout)));
+            if planned.translation.has_errors() {
+                eprintln!(
+                    "error: findings of severity error: nothing is applied until they are resolved"
+                );
+                return Ok(exit::ERROR);
+            }
+            if planned.graph.summary().is_empty() {
+                return Ok(exit::OK);
+            }
+            planned.graph
+        }
+    };
+    if !confirm("Apply these changes to the cluster?", approval.auto_approve)? {
+        eprintln!("Apply cancelled.");
+        return Ok(exit::OK);
+    }
+    stop_on_interrupt(options.stop.clone());
+    match engine::apply(cluster, &graph, fingerprint, options, &progress).await {
+        Ok(journal) => {
+            eprintln!(
+                "Apply complete: {} steps done. `meshplan rollback` undoes them.",
+                journal.steps.len()
+            );
+            Ok(exit::OK)
+        }
+        Err(EngineError::Interrupted) => {
+            eprintln!("Stopped; the journal is saved. Run `meshplan apply` again to resume.");
+            Ok(exit::INTERRUPTED)
+        }
+        Err(error @ EngineError::Step { .. }) if approval.rollback_on_failure => {
+            eprintln!("error: {error}\nRolling back (--rollback-on-failure)…");
+            engine::rollback(cluster, fingerprint, options, &progress)
+                .await
+                .map_err(failure)?;
+            Ok(exit::ERROR)
+        }
+        Err(error) => Err(failure(error)),
+    }
+}
+
+/// What the namespaces in scope look like after a rehearsal.
+async fn final_state(cluster: &Cluster, plan: &PlanFile) -> Result<String, Failure> {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use kube::api::{Api, ListParams};
+    let mut out =
+        String::from("\nFinal state of the rehearsal cluster (no real cluster was touched):\n");
+    let namespaces: Vec<String> = plan
+        .spec
+        .source
+        .namespaces
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let inventory = cluster::inventory(&cluster.client, &namespaces)
+        .await
+        .map_err(failure)?;
+    let appmesh = inventory.virtual_nodes.len()
+        + inventory.virtual_services.len()
+        + inventory.virtual_routers.len()
+        + inventory.virtual_gateways.len()
+        + inventory.gateway_routes.len()
+        + inventory.backend_groups.len();
+    for namespace in &namespaces {
+        let api: Api<Namespace> = Api::all(cluster.client.clone());
+        let labels = api
+            .get(namespace)
+            .await
+            .map_err(|e| {
+                failure(meshplan::cluster::ClusterError::Api {
+                    what: format!("reading namespace {namespace}"),
+                    source: e,
+                })
+            })?
+            .metadata
+            .labels
+            .unwrap_or_default();
+        let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push_str(&format!("  namespace {namespace}: {}\n", shown.join(", ")));
+        let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+        let list = pods.list(&ListParams::default()).await.map_err(|e| {
+            failure(meshplan::cluster::ClusterError::Api {
+                what: format!("listing pods in {namespace}"),
+                source: e,
+            })
+        })?;
+        for pod in list
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+        {
+            let containers: Vec<&str> = pod
+                .spec
+                .iter()
+                .flat_map(|s| s.containers.iter().map(|c| c.name.as_str()))
+                .collect();
+            out.push_str(&format!(
+                "    pod {}: {}\n",
+                pod.metadata.name.as_deref().unwrap_or_default(),
+                containers.join(", ")
+            ));
+        }
+    }
+    out.push_str(&format!("  App Mesh objects left in scope: {appmesh}\n"));
+    Ok(out)
 }
 
 /// `meshplan rollback`.
