@@ -1,0 +1,142 @@
+//! `metadata.managedFields`: per-manager ownership records and their update rules.
+
+use serde_json::{Value, json};
+
+use crate::fieldset::FieldSet;
+use crate::shape::Shape;
+
+/// One managedFields entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The field manager.
+    pub manager: String,
+    /// `Apply` or `Update`.
+    pub operation: String,
+    /// The apiVersion the manager used.
+    pub api_version: String,
+    /// RFC 3339 time of the last change to this entry.
+    pub time: String,
+    /// `status` for writes through the status subresource.
+    pub subresource: Option<String>,
+    /// Owned fields.
+    pub fields: FieldSet,
+}
+
+impl Entry {
+    /// Whether two entries are the same record: same manager, operation, subresource, and for
+    /// updates the same apiVersion.
+    fn same_slot(&self, other: &Entry) -> bool {
+        self.manager == other.manager
+            && self.operation == other.operation
+            && self.subresource == other.subresource
+            && (self.operation == "Apply" || self.api_version == other.api_version)
+    }
+
+    /// The manager as named in conflict messages.
+    pub fn describe(&self) -> String {
+        let mut s = format!("\"{}\"", self.manager);
+        if let Some(sub) = &self.subresource {
+            s.push_str(&format!(" with subresource \"{sub}\""));
+        }
+        if self.operation != "Apply" {
+            s.push_str(&format!(" using {}", self.api_version));
+        }
+        s
+    }
+}
+
+/// Reads the entries of an object.
+pub fn entries_of(obj: &Value) -> Vec<Entry> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some(Entry {
+                manager: e.get("manager")?.as_str()?.to_string(),
+                operation: e["operation"].as_str().unwrap_or("Update").to_string(),
+                api_version: e["apiVersion"].as_str().unwrap_or_default().to_string(),
+                time: e["time"].as_str().unwrap_or_default().to_string(),
+                subresource: e["subresource"].as_str().map(str::to_string),
+                fields: FieldSet::from_json(&e["fieldsV1"]),
+            })
+        })
+        .collect()
+}
+
+/// Writes entries into the object, dropping empty ones; Apply entries first.
+pub fn set_entries(obj: &mut Value, mut entries: Vec<Entry>) {
+    entries.retain(|e| !e.fields.is_empty());
+    entries.sort_by_key(|e| e.operation != "Apply");
+    let list: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let mut v = json!({
+                "manager": e.manager, "operation": e.operation, "apiVersion": e.api_version,
+                "time": e.time, "fieldsType": "FieldsV1", "fieldsV1": e.fields.to_json(),
+            });
+            if let Some(s) = &e.subresource {
+                v["subresource"] = json!(s);
+            }
+            v
+        })
+        .collect();
+    if let Some(m) = obj["metadata"].as_object_mut() {
+        if list.is_empty() {
+            m.remove("managedFields");
+        } else {
+            m.insert("managedFields".into(), Value::Array(list));
+        }
+    }
+}
+
+/// Inserts or replaces the entry for the same slot.
+pub fn upsert(entries: &mut Vec<Entry>, entry: Entry) {
+    match entries.iter_mut().find(|e| e.same_slot(&entry)) {
+        Some(e) => {
+            if e.fields != entry.fields {
+                e.time = entry.time;
+            }
+            e.fields = entry.fields;
+            e.api_version = entry.api_version;
+        }
+        None => entries.push(entry),
+    }
+}
+
+/// Records a non-apply write: the manager takes every changed field, others lose them.
+#[allow(clippy::too_many_arguments)]
+pub fn record_update(
+    entries: &mut Vec<Entry>,
+    old: Option<&Value>,
+    new: &Value,
+    manager: &str,
+    api_version: &str,
+    subresource: Option<&str>,
+    shape: &Shape<'_>,
+    now: &str,
+) {
+    let changed = FieldSet::changed(old, new, shape);
+    if !changed.is_empty() {
+        for e in entries.iter_mut() {
+            e.fields.subtract(&changed);
+        }
+        let mut mine = Entry {
+            manager: manager.to_string(),
+            operation: "Update".into(),
+            api_version: api_version.to_string(),
+            time: now.to_string(),
+            subresource: subresource.map(str::to_string),
+            fields: FieldSet::default(),
+        };
+        if let Some(prev) = entries.iter().find(|e| e.same_slot(&mine)) {
+            mine.fields = prev.fields.clone();
+        }
+        mine.fields.union(&changed);
+        upsert(entries, mine);
+    }
+    for e in entries.iter_mut() {
+        e.fields.retain_existing(new);
+    }
+    entries.retain(|e| !e.fields.is_empty());
+}

@@ -1,0 +1,1426 @@
+//! The in-memory object store: one global resourceVersion, the write pipeline, deletion and the
+//! event history that watches read from.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::crd;
+use crate::error::{ApiError, ApiResult, Cause};
+use crate::managed::{self, Entry};
+use crate::meta::{self, finalizers, meta_str, remove_meta, set_meta};
+use crate::patch::{self, PatchType};
+use crate::resources::{Registry, ResourceInfo};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::shape::Shape;
+use crate::validate::{self, FieldValidation};
+
+/// The kind of a watch event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// The object was created.
+    Added,
+    /// The object changed.
+    Modified,
+    /// The object was removed.
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One stored change.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The resourceVersion of the change.
+    pub rv: u64,
+    /// API group of the object.
+    pub group: String,
+    /// Resource plural of the object.
+    pub plural: String,
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: String,
+    /// What happened.
+    pub kind: EventType,
+    /// The object after the change (last state for deletions).
+    pub object: Value,
+    /// The object before the change.
+    pub old: Option<Value>,
+}
+
+/// Options shared by every write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// `dryRun=All`: validate and return, store nothing.
+    pub dry_run: bool,
+    /// The field manager recorded in managedFields.
+    pub manager: String,
+    /// Whether the manager was given explicitly (`fieldManager`).
+    pub manager_explicit: bool,
+    /// `fieldValidation`.
+    pub validation: FieldValidation,
+    /// `force` (apply patches only).
+    pub force: bool,
+}
+
+/// The result of a successful write.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The object as stored (or as it would be stored, under dry run).
+    pub object: Value,
+    /// Whether the write created the object.
+    pub created: bool,
+    /// Warnings for `Warning` headers.
+    pub warnings: Vec<String>,
+}
+
+/// `DeleteOptions` of a delete request.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// `dryRun=All`.
+    pub dry_run: bool,
+    /// `Background`, `Foreground` or `Orphan`.
+    pub propagation: Option<String>,
+    /// `preconditions.uid`.
+    pub uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub resource_version: Option<String>,
+}
+
+/// The outcome of a delete.
+#[derive(Debug, Clone)]
+pub enum Deleted {
+    /// Removed now; the last state.
+    Gone(Value),
+    /// Marked for deletion; finalizers pending.
+    Pending(Value),
+}
+
+/// The result of starting a watch.
+pub struct WatchStart {
+    /// Synthetic ADDED objects (watch from "0" or unset).
+    pub initial: Vec<Value>,
+    /// Stored events after the requested resourceVersion.
+    pub backlog: Vec<Arc<Event>>,
+    /// Live events.
+    pub rx: broadcast::Receiver<Arc<Event>>,
+    /// The current resourceVersion.
+    pub rv: u64,
+}
+
+/// How a write takes field ownership.
+enum Ownership {
+    /// Create, PUT or non-apply PATCH by a manager.
+    Update,
+    /// Server-side apply: the entries were computed already.
+    Apply(Vec<Entry>),
+    /// Internal controller write that keeps entries as they are computed by `Update`.
+    System,
+}
+
+type Key = (String, String);
+
+/// The mutable state behind the store's lock.
+pub struct State {
+    rv: u64,
+    registry: Registry,
+    objects: HashMap<Key, BTreeMap<Key, Value>>,
+    history: VecDeque<Arc<Event>>,
+    history_limit: usize,
+    /// Events at or below this resourceVersion are no longer available.
+    compacted: u64,
+    tx: broadcast::Sender<Arc<Event>>,
+    /// Whether sidecars are injected at pod creation.
+    injection: bool,
+}
+
+/// The store: state behind a mutex.
+pub struct Store {
+    state: Mutex<State>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The namespace key of an object in a resource.
+fn ns_key(res: &ResourceInfo, ns: &str) -> String {
+    if res.namespaced {
+        ns.to_string()
+    } else {
+        String::new()
+    }
+}
+
+impl Store {
+    /// An empty store serving the built-in resources.
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(16384);
+        Self {
+            state: Mutex::new(State {
+                rv: 1,
+                registry: Registry::new(),
+                objects: HashMap::new(),
+                history: VecDeque::new(),
+                history_limit: 100_000,
+                compacted: 0,
+                tx,
+                injection: true,
+            }),
+        }
+    }
+
+    /// Locks the state; a poisoned lock is recovered since every write leaves it consistent.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The registry (cloned).
+    pub fn registry(&self) -> Registry {
+        self.lock().registry.clone()
+    }
+
+    /// Subscribes to all future events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.lock().tx.subscribe()
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// Forgets the event history, so watches from older resourceVersions get 410 Expired.
+    pub fn compact(&self) {
+        let mut st = self.lock();
+        st.compacted = st.rv;
+        st.history.clear();
+    }
+
+    /// Switches sidecar injection at pod creation on or off.
+    pub fn set_injection(&self, on: bool) {
+        self.lock().injection = on;
+    }
+
+    /// Gets one object.
+    pub fn get(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult<Value> {
+        self.lock()
+            .get(res, ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&res.qualified(), name))
+    }
+
+    /// Lists objects (all namespaces when `ns` is `None`), with the list resourceVersion.
+    pub fn list(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> (Vec<Value>, u64) {
+        let st = self.lock();
+        (st.list(res, ns, labels, fields), st.rv)
+    }
+
+    /// Creates an object.
+    pub fn create(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        self.lock().create(res, ns, body, opts)
+    }
+
+    /// Replaces an object (PUT), optionally through a subresource.
+    pub fn update(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        body: Value,
+        sub: Option<&str>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        self.lock().update(res, ns, name, body, sub, opts)
+    }
+
+    /// Patches an object; apply patches may create it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        ptype: PatchType,
+        body: &[u8],
+        sub: Option<&str>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        self.lock().patch(res, ns, name, ptype, body, sub, opts)
+    }
+
+    /// Deletes an object.
+    pub fn delete(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Deleted> {
+        self.lock().delete(res, ns, name, opts)
+    }
+
+    /// Sets a namespace's `spec.finalizers` (the `finalize` subresource).
+    pub fn finalize_namespace(
+        &self,
+        res: &ResourceInfo,
+        name: &str,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        self.lock().finalize_namespace(res, name, body, opts)
+    }
+
+    /// Starts a watch: synthetic initial events and/or the backlog after `from`.
+    pub fn watch(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        from: Option<u64>,
+    ) -> Result<WatchStart, (u64, u64)> {
+        let st = self.lock();
+        let rx = st.tx.subscribe();
+        let key = res.storage_key();
+        match from {
+            None => Ok(WatchStart {
+                initial: st.list(
+                    res,
+                    ns,
+                    &LabelSelector::default(),
+                    &FieldSelector::default(),
+                ),
+                backlog: vec![],
+                rx,
+                rv: st.rv,
+            }),
+            Some(rv) => {
+                if rv < st.compacted {
+                    let oldest = st.history.front().map(|e| e.rv).unwrap_or(st.rv);
+                    return Err((rv, oldest));
+                }
+                let backlog = st
+                    .history
+                    .iter()
+                    .filter(|e| e.rv > rv && (e.group.clone(), e.plural.clone()) == key)
+                    .cloned()
+                    .collect();
+                Ok(WatchStart {
+                    initial: vec![],
+                    backlog,
+                    rx,
+                    rv: st.rv,
+                })
+            }
+        }
+    }
+}
+
+impl State {
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn get(&self, res: &ResourceInfo, ns: &str, name: &str) -> Option<&Value> {
+        self.objects
+            .get(&res.storage_key())?
+            .get(&(ns_key(res, ns), name.to_string()))
+    }
+
+    fn list(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Vec<Value> {
+        let Some(objs) = self.objects.get(&res.storage_key()) else {
+            return vec![];
+        };
+        objs.iter()
+            .filter(|((n, _), _)| ns.is_none_or(|want| !res.namespaced || n == want))
+            .map(|(_, o)| o)
+            .filter(|o| labels.matches_object(o) && fields.matches(o))
+            .cloned()
+            .collect()
+    }
+
+    /// Every stored object of every resource in a namespace, as (resource, name).
+    pub fn namespace_contents(&self, ns: &str) -> Vec<(ResourceInfo, String)> {
+        let mut out = Vec::new();
+        for ((group, plural), objs) in &self.objects {
+            let Some(res) = self.storage_resource(group, plural) else {
+                continue;
+            };
+            if !res.namespaced {
+                continue;
+            }
+            for (n, name) in objs.keys() {
+                if n == ns {
+                    out.push((res.clone(), name.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Objects whose ownerReferences point at `uid`.
+    pub fn dependents(&self, uid: &str) -> Vec<(ResourceInfo, String, String)> {
+        let mut out = Vec::new();
+        for ((group, plural), objs) in &self.objects {
+            let Some(res) = self.storage_resource(group, plural) else {
+                continue;
+            };
+            for ((ns, name), o) in objs {
+                let owned = o["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(uid)));
+                if owned {
+                    out.push((res.clone(), ns.clone(), name.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// A served resource for a storage key (the preferred version).
+    fn storage_resource(&self, group: &str, plural: &str) -> Option<&ResourceInfo> {
+        self.registry
+            .all()
+            .iter()
+            .find(|r| r.group == group && r.plural == plural)
+    }
+
+    fn check_namespace(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult<()> {
+        if !res.namespaced {
+            return Ok(());
+        }
+        let nsres = self
+            .registry
+            .find("", "v1", "namespaces")
+            .expect("namespaces are built in");
+        match self.get(nsres, "", ns) {
+            None => Err(ApiError::namespace_not_found(ns)),
+            Some(n) if !n["metadata"]["deletionTimestamp"].is_null() => {
+                let mut e = ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        res.qualified().resource(),
+                        name
+                    ),
+                );
+                e.details = Some(Box::new(
+                    json!({"name": name, "group": res.group, "kind": res.plural,
+                    "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]}),
+                ));
+                Err(e)
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn create(
+        &mut self,
+        res: &ResourceInfo,
+        ns: &str,
+        mut body: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        check_object_identity(res, &body)?;
+        normalize_namespace(res, ns, &mut body)?;
+        if !meta_str(&body, "resourceVersion").is_empty() {
+            return Err(ApiError::new(
+                500,
+                "",
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        let mut name = meta_str(&body, "name").to_string();
+        if name.is_empty() {
+            let prefix = meta_str(&body, "generateName").to_string();
+            if prefix.is_empty() {
+                return Err(ApiError::invalid(
+                    &res.kind,
+                    &res.group,
+                    "",
+                    vec![Cause::new(
+                        "FieldValueRequired",
+                        "Required value: name or generateName is required",
+                        "metadata.name",
+                    )],
+                ));
+            }
+            name = format!("{prefix}{}", random_suffix());
+            set_meta(&mut body, "name", json!(name));
+        }
+        let name_ns = meta_str(&body, "namespace").to_string();
+        let key_ns = if res.namespaced {
+            name_ns
+        } else {
+            String::new()
+        };
+        self.check_namespace(res, &key_ns, &name)?;
+        if self.get(res, &key_ns, &name).is_some() {
+            return Err(ApiError::already_exists(&res.qualified(), &name));
+        }
+        if self.injection && res.group.is_empty() && res.kind == "Pod" {
+            self.inject_sidecars(&key_ns, &mut body);
+        }
+        self.commit(
+            res,
+            &key_ns,
+            &name,
+            None,
+            body,
+            None,
+            Ownership::Update,
+            opts,
+        )
+    }
+
+    fn update(
+        &mut self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        mut body: Value,
+        sub: Option<&str>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        check_object_identity(res, &body)?;
+        normalize_namespace(res, ns, &mut body)?;
+        let body_name = meta_str(&body, "name");
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        set_meta(&mut body, "name", json!(name));
+        let key_ns = ns_key(res, ns);
+        let old = self
+            .get(res, &key_ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&res.qualified(), name))?;
+        let rv = meta_str(&body, "resourceVersion");
+        if rv.is_empty() {
+            if res.is_custom() || res.kind == "Lease" {
+                let mut e = ApiError::invalid(
+                    &res.plural,
+                    &res.group,
+                    name,
+                    vec![Cause::new(
+                        "FieldValueInvalid",
+                        "Invalid value: 0: must be specified for an update",
+                        "metadata.resourceVersion",
+                    )],
+                );
+                e.message = format!(
+                    "{} \"{name}\" is invalid: metadata.resourceVersion: Invalid value: 0: must be specified for an update",
+                    res.qualified().resource()
+                );
+                return Err(e);
+            }
+        } else if rv != meta_str(&old, "resourceVersion") {
+            return Err(ApiError::conflict(&res.qualified(), name));
+        }
+        self.commit(
+            res,
+            &key_ns,
+            name,
+            Some(old),
+            body,
+            sub,
+            Ownership::Update,
+            opts,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn patch(
+        &mut self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        ptype: PatchType,
+        body: &[u8],
+        sub: Option<&str>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        if opts.force && ptype != PatchType::Apply {
+            return Err(ApiError::invalid_options(
+                "PatchOptions",
+                Cause::new(
+                    "FieldValueForbidden",
+                    "Forbidden: may not be specified for non-apply patch",
+                    "force",
+                ),
+            ));
+        }
+        let key_ns = ns_key(res, ns);
+        let old = self.get(res, &key_ns, name).cloned();
+        if ptype == PatchType::Apply {
+            return self.apply(res, &key_ns, name, old, body, sub, opts);
+        }
+        let old = old.ok_or_else(|| ApiError::not_found(&res.qualified(), name))?;
+        let mut new = old.clone();
+        match ptype {
+            PatchType::Merge => patch::merge(&mut new, &parse_json(body)?),
+            PatchType::Json => patch::json(&mut new, body)?,
+            PatchType::Strategic => {
+                if res.is_custom() {
+                    return Err(ApiError::unsupported_media_type());
+                }
+                patch::strategic::apply(&mut new, &parse_json(body)?, &Shape::Builtin);
+            }
+            PatchType::Apply => unreachable!("handled above"),
+        }
+        if meta_str(&new, "resourceVersion") != meta_str(&old, "resourceVersion") {
+            return Err(ApiError::conflict(&res.qualified(), name));
+        }
+        if meta_str(&new, "name") != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta_str(&new, "name")
+            )));
+        }
+        self.commit(
+            res,
+            &key_ns,
+            name,
+            Some(old),
+            new,
+            sub,
+            Ownership::Update,
+            opts,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        old: Option<Value>,
+        body: &[u8],
+        sub: Option<&str>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        if !opts.manager_explicit {
+            return Err(ApiError::invalid_options(
+                "PatchOptions",
+                Cause::new(
+                    "FieldValueRequired",
+                    "Required value: is required for apply patch",
+                    "fieldManager",
+                ),
+            ));
+        }
+        let text = std::str::from_utf8(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        let applied: Value = serde_saphyr::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        if !applied.is_object() {
+            return Err(ApiError::bad_request(
+                "error decoding YAML: the applied configuration must be an object",
+            ));
+        }
+        let av = applied["apiVersion"].as_str().unwrap_or_default();
+        if av != res.api_version() {
+            return Err(ApiError::bad_request(format!(
+                "Incorrect version specified in apply patch. Specified patch version: {av}, expected: {}",
+                res.api_version()
+            )));
+        }
+        if applied["kind"].as_str() != Some(res.kind.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "Incorrect kind specified in apply patch. Specified patch kind: {}, expected: {}",
+                applied["kind"].as_str().unwrap_or_default(),
+                res.kind
+            )));
+        }
+        if meta_str(&applied, "name") != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta_str(&applied, "name")
+            )));
+        }
+        if !applied["metadata"]["managedFields"].is_null() {
+            return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+        }
+        let mut applied = applied;
+        normalize_namespace(res, ns, &mut applied)?;
+        if res.namespaced {
+            remove_meta(&mut applied, "namespace");
+        }
+        remove_meta(&mut applied, "name");
+        if let Some(m) = applied["metadata"].as_object()
+            && m.is_empty()
+        {
+            applied
+                .as_object_mut()
+                .expect("checked object")
+                .remove("metadata");
+        }
+        let unknown = if res.is_custom() {
+            crd::unknown_fields(res, &applied)
+        } else {
+            let mut probe = applied.clone();
+            probe["metadata"]["name"] = json!(name);
+            validate::builtin(
+                &res.group,
+                &res.version,
+                &res.kind,
+                &probe,
+                FieldValidation::Ignore,
+            )?
+            .1
+        };
+        if let Some(u) = unknown.first() {
+            return Err(ApiError::new(
+                500,
+                "",
+                format!(
+                    "failed to create typed patch object ({}; {}, Kind={}): .{u}: field not declared in schema",
+                    if ns.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{ns}/{name}")
+                    },
+                    res.api_version(),
+                    res.kind
+                ),
+            ));
+        }
+        if old.is_none() {
+            self.check_namespace(res, ns, name)?;
+        }
+        let entries = old.as_ref().map(managed::entries_of).unwrap_or_default();
+        let shape = shape_of(res);
+        let allowed = (opts.manager == "kubectl")
+            .then(|| old.as_ref()?["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].as_str())
+            .flatten()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .map(|last| crate::fieldset::FieldSet::of_value(&last, &shape));
+        let now = meta::now();
+        let result = patch::apply::apply(
+            old.as_ref(),
+            &applied,
+            entries,
+            &opts.manager,
+            &res.api_version(),
+            sub,
+            opts.force,
+            allowed.as_ref(),
+            &shape,
+            &now,
+        )?;
+        let mut new = result.object;
+        new["apiVersion"] = json!(res.api_version());
+        new["kind"] = json!(res.kind);
+        set_meta(&mut new, "name", json!(name));
+        if res.namespaced {
+            set_meta(&mut new, "namespace", json!(ns));
+        }
+        self.commit(
+            res,
+            ns,
+            name,
+            old,
+            new,
+            sub,
+            Ownership::Apply(result.entries),
+            opts,
+        )
+    }
+
+    /// The write pipeline shared by create, update, patch and apply.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &mut self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        old: Option<Value>,
+        mut new: Value,
+        sub: Option<&str>,
+        ownership: Ownership,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        new["apiVersion"] = json!(res.api_version());
+        new["kind"] = json!(res.kind);
+        if sub == Some("status") {
+            let Some(o) = &old else {
+                return Err(ApiError::not_found(&res.qualified(), name));
+            };
+            let mut merged = o.clone();
+            merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+            if merged["status"].is_null() {
+                merged
+                    .as_object_mut()
+                    .expect("stored objects are objects")
+                    .remove("status");
+            }
+            if new["metadata"].get("managedFields") != o["metadata"].get("managedFields") {
+                merged["metadata"]["managedFields"] = new["metadata"]["managedFields"].clone();
+            }
+            // The Deployment status strategy keeps only spec and labels from storage, so status
+            // writes may change annotations (the controller records revisions this way).
+            if res.group == "apps"
+                && res.kind == "Deployment"
+                && new["metadata"]["annotations"].is_object()
+            {
+                merged["metadata"]["annotations"] = new["metadata"]["annotations"].clone();
+            }
+            new = merged;
+        } else if sub.is_some() {
+            return Err(ApiError::unknown_path());
+        } else if res.status {
+            match &old {
+                Some(o) => match o.get("status") {
+                    Some(s) => new["status"] = s.clone(),
+                    None => {
+                        new.as_object_mut().expect("object").remove("status");
+                    }
+                },
+                None => {
+                    let obj = new.as_object_mut().expect("object");
+                    obj.remove("status");
+                    if !res.is_custom() {
+                        obj.insert("status".into(), json!({}));
+                    }
+                }
+            }
+        }
+
+        // Server-owned metadata.
+        match &old {
+            Some(o) => {
+                for f in [
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "generation",
+                ] {
+                    match o["metadata"].get(f) {
+                        Some(v) => set_meta(&mut new, f, v.clone()),
+                        None => remove_meta(&mut new, f),
+                    }
+                }
+                set_meta(
+                    &mut new,
+                    "resourceVersion",
+                    o["metadata"]["resourceVersion"].clone(),
+                );
+            }
+            None => {
+                set_meta(&mut new, "uid", json!(meta::new_uid()));
+                set_meta(&mut new, "creationTimestamp", json!(meta::now()));
+                for f in [
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "resourceVersion",
+                ] {
+                    remove_meta(&mut new, f);
+                }
+                if meta::has_generation(res) {
+                    set_meta(&mut new, "generation", json!(1));
+                } else {
+                    remove_meta(&mut new, "generation");
+                }
+            }
+        }
+
+        let mut warnings = Vec::new();
+        if !res.is_custom() {
+            let mode = if matches!(ownership, Ownership::Apply(_)) {
+                FieldValidation::Ignore
+            } else {
+                opts.validation
+            };
+            let (pruned, unknown) =
+                validate::builtin(&res.group, &res.version, &res.kind, &new, mode)?;
+            new = pruned;
+            if mode == FieldValidation::Warn {
+                warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")));
+            }
+        } else {
+            let mode = if matches!(ownership, Ownership::Apply(_)) {
+                FieldValidation::Ignore
+            } else {
+                opts.validation
+            };
+            crd::validate_custom(res, &mut new, old.as_ref(), mode, &mut warnings)?;
+        }
+        crate::defaults::apply(res, &mut new, old.as_ref());
+
+        if old.is_none()
+            && let Some(cause) = validate::name(&res.kind, name)
+        {
+            return Err(ApiError::invalid(&res.kind, &res.group, name, vec![cause]));
+        }
+        if let Some(cause) = validate::annotations_size(&new) {
+            return Err(ApiError::invalid(&res.kind, &res.group, name, vec![cause]));
+        }
+        if res.group == "apiextensions.k8s.io" && res.kind == "CustomResourceDefinition" {
+            crd::prepare(&self.registry, &mut new)?;
+        }
+        if let Some(o) = &old {
+            let was = finalizers(o);
+            let deleting = !o["metadata"]["deletionTimestamp"].is_null();
+            let added: Vec<String> = finalizers(&new)
+                .into_iter()
+                .filter(|f| !was.contains(f))
+                .collect();
+            if deleting && !added.is_empty() {
+                return Err(ApiError::invalid(
+                    &res.kind,
+                    &res.group,
+                    name,
+                    vec![Cause::new(
+                        "FieldValueForbidden",
+                        format!(
+                            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                        ),
+                        "metadata.finalizers",
+                    )],
+                ));
+            }
+            if sub != Some("status")
+                && meta::has_generation(res)
+                && meta::generation_changes(res, o, &new)
+            {
+                let g = o["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+                set_meta(&mut new, "generation", json!(g));
+            }
+        }
+
+        // managedFields.
+        let shape = shape_of(res);
+        let now = meta::now();
+        let api_version = res.api_version();
+        match ownership {
+            Ownership::Apply(entries) => managed::set_entries(&mut new, entries),
+            Ownership::Update | Ownership::System => {
+                let supplied = new["metadata"].get("managedFields").cloned();
+                let previous = old
+                    .as_ref()
+                    .and_then(|o| o["metadata"].get("managedFields").cloned());
+                let mut entries = if supplied != previous {
+                    match &supplied {
+                        Some(Value::Array(a))
+                            if a.iter()
+                                .all(|e| e.as_object().is_some_and(|m| m.is_empty())) =>
+                        {
+                            vec![]
+                        }
+                        Some(v) => managed::entries_of(&json!({"metadata": {"managedFields": v}})),
+                        None => old.as_ref().map(managed::entries_of).unwrap_or_default(),
+                    }
+                } else {
+                    old.as_ref().map(managed::entries_of).unwrap_or_default()
+                };
+                managed::record_update(
+                    &mut entries,
+                    old.as_ref(),
+                    &new,
+                    &opts.manager,
+                    &api_version,
+                    sub,
+                    &shape,
+                    &now,
+                );
+                managed::set_entries(&mut new, entries);
+            }
+        }
+
+        let deleting_done = old.is_some()
+            && !new["metadata"]["deletionTimestamp"].is_null()
+            && finalizers(&new).is_empty()
+            && !(res.group.is_empty()
+                && res.kind == "Namespace"
+                && !new["spec"]["finalizers"]
+                    .as_array()
+                    .is_none_or(Vec::is_empty));
+        if deleting_done {
+            if !opts.dry_run {
+                self.remove(res, ns, name, new.clone());
+            }
+            return Ok(Written {
+                object: new,
+                created: false,
+                warnings,
+            });
+        }
+        if let Some(o) = &old
+            && *o == new
+        {
+            return Ok(Written {
+                object: new,
+                created: false,
+                warnings,
+            });
+        }
+        if opts.dry_run {
+            return Ok(Written {
+                object: new,
+                created: old.is_none(),
+                warnings,
+            });
+        }
+        self.rv += 1;
+        set_meta(&mut new, "resourceVersion", json!(self.rv.to_string()));
+        let created = old.is_none();
+        self.objects
+            .entry(res.storage_key())
+            .or_default()
+            .insert((ns.to_string(), name.to_string()), new.clone());
+        if res.group == "apiextensions.k8s.io" && res.kind == "CustomResourceDefinition" {
+            self.registry
+                .set_crd(name, crate::resources::from_crd(&new));
+        }
+        self.emit(
+            res,
+            ns,
+            if created {
+                EventType::Added
+            } else {
+                EventType::Modified
+            },
+            new.clone(),
+            old,
+        );
+        Ok(Written {
+            object: new,
+            created,
+            warnings,
+        })
+    }
+
+    fn emit(
+        &mut self,
+        res: &ResourceInfo,
+        ns: &str,
+        kind: EventType,
+        object: Value,
+        old: Option<Value>,
+    ) {
+        let ev = Arc::new(Event {
+            rv: self.rv,
+            group: res.group.clone(),
+            plural: res.plural.clone(),
+            namespace: ns.to_string(),
+            kind,
+            object,
+            old,
+        });
+        self.history.push_back(ev.clone());
+        while self.history.len() > self.history_limit {
+            if let Some(e) = self.history.pop_front() {
+                self.compacted = e.rv;
+            }
+        }
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(ev);
+    }
+
+    /// Removes an object now: DELETED event with the deletion's resourceVersion.
+    fn remove(&mut self, res: &ResourceInfo, ns: &str, name: &str, mut last: Value) -> Value {
+        self.rv += 1;
+        set_meta(&mut last, "resourceVersion", json!(self.rv.to_string()));
+        let old = self
+            .objects
+            .get_mut(&res.storage_key())
+            .and_then(|objs| objs.remove(&(ns.to_string(), name.to_string())));
+        if res.group == "apiextensions.k8s.io" && res.kind == "CustomResourceDefinition" {
+            self.remove_crd_contents(&last);
+            self.registry.set_crd(name, vec![]);
+        }
+        self.emit(res, ns, EventType::Deleted, last.clone(), old);
+        last
+    }
+
+    fn remove_crd_contents(&mut self, crd: &Value) {
+        let group = crd["spec"]["group"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let plural = crd["spec"]["names"]["plural"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let Some(res) = self.storage_resource(&group, &plural).cloned() else {
+            return;
+        };
+        let keys: Vec<Key> = self
+            .objects
+            .get(&res.storage_key())
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        for (ns, name) in keys {
+            if let Some(obj) = self.get(&res, &ns, &name).cloned() {
+                self.remove(&res, &ns, &name, obj);
+            }
+        }
+    }
+
+    fn delete(
+        &mut self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Deleted> {
+        let key_ns = ns_key(res, ns);
+        let obj = self
+            .get(res, &key_ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&res.qualified(), name))?;
+        if let Some(uid) = &opts.uid
+            && uid != meta_str(&obj, "uid")
+        {
+            return Err(ApiError::conflict_with(
+                &res.qualified(),
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(&obj, "uid")
+                ),
+            ));
+        }
+        if let Some(rv) = &opts.resource_version
+            && rv != meta_str(&obj, "resourceVersion")
+        {
+            return Err(ApiError::conflict_with(
+                &res.qualified(),
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    meta_str(&obj, "resourceVersion")
+                ),
+            ));
+        }
+        if !obj["metadata"]["deletionTimestamp"].is_null() {
+            return Ok(Deleted::Pending(obj));
+        }
+        let propagation = opts.propagation.as_deref().unwrap_or("Background");
+        let mut marked = obj.clone();
+        let is_namespace = res.group.is_empty() && res.kind == "Namespace";
+        let mut fins = finalizers(&obj);
+        if propagation == "Foreground"
+            && !fins.iter().any(|f| f == "foregroundDeletion")
+            && !is_namespace
+        {
+            fins.push("foregroundDeletion".into());
+        }
+        if propagation == "Orphan" && !opts.dry_run {
+            self.orphan_dependents(meta_str(&obj, "uid"));
+        }
+        if fins.is_empty() && !is_namespace {
+            if opts.dry_run {
+                return Ok(Deleted::Gone(obj));
+            }
+            return Ok(Deleted::Gone(self.remove(res, &key_ns, name, obj)));
+        }
+        set_meta(&mut marked, "deletionTimestamp", json!(meta::now()));
+        set_meta(&mut marked, "deletionGracePeriodSeconds", json!(0));
+        if !fins.is_empty() {
+            set_meta(&mut marked, "finalizers", json!(fins));
+        }
+        if is_namespace {
+            marked["status"]["phase"] = json!("Terminating");
+        }
+        if meta::has_generation(res) {
+            let g = obj["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            set_meta(&mut marked, "generation", json!(g));
+        }
+        if opts.dry_run {
+            return Ok(Deleted::Pending(marked));
+        }
+        self.rv += 1;
+        set_meta(&mut marked, "resourceVersion", json!(self.rv.to_string()));
+        self.objects
+            .entry(res.storage_key())
+            .or_default()
+            .insert((key_ns.clone(), name.to_string()), marked.clone());
+        self.emit(res, &key_ns, EventType::Modified, marked.clone(), Some(obj));
+        Ok(Deleted::Pending(marked))
+    }
+
+    fn orphan_dependents(&mut self, uid: &str) {
+        for (res, ns, name) in self.dependents(uid) {
+            let Some(old) = self.get(&res, &ns, &name).cloned() else {
+                continue;
+            };
+            let mut new = old.clone();
+            if let Some(refs) = new["metadata"]["ownerReferences"].as_array_mut() {
+                refs.retain(|r| r["uid"].as_str() != Some(uid));
+                if refs.is_empty() {
+                    remove_meta(&mut new, "ownerReferences");
+                }
+            }
+            let opts = system_options("garbage-collector");
+            // Failures here only leave a stale reference behind, as a real GC retry would fix later.
+            let _ = self.commit(
+                &res,
+                &ns,
+                &name,
+                Some(old),
+                new,
+                None,
+                Ownership::System,
+                &opts,
+            );
+        }
+    }
+
+    /// Writes an object on behalf of a controller (no preconditions, fieldManager `manager`).
+    pub fn system_update(
+        &mut self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        new: Value,
+        sub: Option<&str>,
+        manager: &str,
+    ) -> ApiResult<Written> {
+        let key_ns = ns_key(res, ns);
+        let old = self
+            .get(res, &key_ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&res.qualified(), name))?;
+        self.commit(
+            res,
+            &key_ns,
+            name,
+            Some(old),
+            new,
+            sub,
+            Ownership::System,
+            &system_options(manager),
+        )
+    }
+
+    /// Creates an object on behalf of a controller.
+    pub fn system_create(
+        &mut self,
+        res: &ResourceInfo,
+        ns: &str,
+        body: Value,
+        manager: &str,
+    ) -> ApiResult<Written> {
+        self.create(res, ns, body, &system_options(manager))
+    }
+
+    /// Deletes an object on behalf of a controller.
+    pub fn system_delete(
+        &mut self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+    ) -> ApiResult<Deleted> {
+        self.delete(res, ns, name, &DeleteOptions::default())
+    }
+
+    /// Removes a namespace whose contents are gone: clears `spec.finalizers` and deletes it.
+    pub fn finish_namespace(&mut self, name: &str) {
+        let res = self
+            .registry
+            .find("", "v1", "namespaces")
+            .expect("namespaces are built in")
+            .clone();
+        let Some(obj) = self.get(&res, "", name).cloned() else {
+            return;
+        };
+        if obj["metadata"]["deletionTimestamp"].is_null() || !finalizers(&obj).is_empty() {
+            return;
+        }
+        self.remove(&res, "", name, obj);
+    }
+
+    /// Applies the sidecar injectors to a pod being created.
+    fn inject_sidecars(&self, ns: &str, pod: &mut Value) {
+        let nsres = self
+            .registry
+            .find("", "v1", "namespaces")
+            .expect("namespaces are built in");
+        let Some(namespace) = self.get(nsres, "", ns) else {
+            return;
+        };
+        let key = ("appmesh.k8s.aws".to_string(), "virtualnodes".to_string());
+        let vns: Vec<&Value> = self
+            .objects
+            .get(&key)
+            .map(|objs| {
+                objs.iter()
+                    .filter(|((n, _), _)| n == ns)
+                    .map(|(_, o)| o)
+                    .collect()
+            })
+            .unwrap_or_default();
+        crate::controllers::injection::inject(pod, namespace, &vns);
+    }
+
+    /// Finds an object of a resource by uid: (namespace, name, object).
+    pub fn find_by_uid(&self, res: &ResourceInfo, uid: &str) -> Option<(String, String, Value)> {
+        self.objects
+            .get(&res.storage_key())?
+            .iter()
+            .find(|(_, o)| meta_str(o, "uid") == uid)
+            .map(|((ns, name), o)| (ns.clone(), name.clone(), o.clone()))
+    }
+
+    /// `PUT /api/v1/namespaces/{name}/finalize`: sets `spec.finalizers`; an emptied terminating
+    /// namespace is removed.
+    fn finalize_namespace(
+        &mut self,
+        res: &ResourceInfo,
+        name: &str,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        let old = self
+            .get(res, "", name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&res.qualified(), name))?;
+        let mut new = old.clone();
+        new["spec"]["finalizers"] = body["spec"]["finalizers"]
+            .as_array()
+            .cloned()
+            .map(Value::Array)
+            .unwrap_or(json!([]));
+        let done = !new["metadata"]["deletionTimestamp"].is_null()
+            && new["spec"]["finalizers"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+            && finalizers(&new).is_empty();
+        if opts.dry_run || new == old {
+            return Ok(Written {
+                object: new,
+                created: false,
+                warnings: vec![],
+            });
+        }
+        if done {
+            let last = self.remove(res, "", name, new);
+            return Ok(Written {
+                object: last,
+                created: false,
+                warnings: vec![],
+            });
+        }
+        self.rv += 1;
+        set_meta(&mut new, "resourceVersion", json!(self.rv.to_string()));
+        self.objects
+            .entry(res.storage_key())
+            .or_default()
+            .insert((String::new(), name.to_string()), new.clone());
+        self.emit(res, "", EventType::Modified, new.clone(), Some(old));
+        Ok(Written {
+            object: new,
+            created: false,
+            warnings: vec![],
+        })
+    }
+
+    /// Finds a stored object by resource, namespace and name.
+    pub fn find(&self, res: &ResourceInfo, ns: &str, name: &str) -> Option<&Value> {
+        self.get(res, &ns_key(res, ns), name)
+    }
+}
+
+/// Options for controller writes.
+fn system_options(manager: &str) -> WriteOptions {
+    WriteOptions {
+        dry_run: false,
+        manager: manager.to_string(),
+        manager_explicit: true,
+        validation: FieldValidation::Ignore,
+        force: false,
+    }
+}
+
+/// The merge shape of a resource.
+pub fn shape_of(res: &ResourceInfo) -> Shape<'_> {
+    if res.is_custom() {
+        Shape::Schema(res.schema.as_deref())
+    } else {
+        Shape::Builtin
+    }
+}
+
+fn parse_json(body: &[u8]) -> ApiResult<Value> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
+}
+
+/// Rejects bodies whose apiVersion/kind do not match the endpoint.
+fn check_object_identity(res: &ResourceInfo, body: &Value) -> ApiResult<()> {
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "the body of the request must be an object",
+        ));
+    }
+    let kind = body["kind"].as_str().unwrap_or_default();
+    let av = body["apiVersion"].as_str().unwrap_or_default();
+    if (!kind.is_empty() && kind != res.kind) || (!av.is_empty() && av != res.api_version()) {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            res.api_version()
+        )));
+    }
+    Ok(())
+}
+
+/// Fills in or checks `metadata.namespace` against the URL.
+fn normalize_namespace(res: &ResourceInfo, ns: &str, body: &mut Value) -> ApiResult<()> {
+    if !res.namespaced {
+        remove_meta(body, "namespace");
+        return Ok(());
+    }
+    let have = meta_str(body, "namespace");
+    if !have.is_empty() && have != ns {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    set_meta(body, "namespace", json!(ns));
+    Ok(())
+}
+
+/// Five random lowercase alphanumerics, as generateName uses.
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    bytes[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
