@@ -213,6 +213,15 @@ codes! {
     NodeServiceMissing = "MP320", Warning, "A node's DNS host name is a cluster name, but no such Service is in the source.",
         "Add the Service to the manifests (App Mesh needed the name to resolve, so it exists in the cluster).";
 
+    WorkloadAnnotation = "MP330", Info, "An App Mesh pod-template annotation was rewritten as its Istio equivalent.",
+        "Nothing to do; the Deployment's pods get the setting when they restart into Istio.";
+    WorkloadAnnotationApprox = "MP331", Warning, "An App Mesh pod-template annotation has only an approximate Istio equivalent; it is removed.",
+        "Add the Istio annotation given in the message to the pod template if the setting still matters.";
+    WorkloadLeftover = "MP332", Warning, "A pod template carries App Mesh's sidecar, init container or readiness gate by hand.",
+        "Remove it from the template (the message names it); App Mesh added these at admission, Istio does not need them.";
+    UnknownAnnotation = "MP333", Warning, "An `appmesh.k8s.aws/` annotation App Mesh does not define; it is removed with the others.",
+        "Check the spelling; nothing in Istio reads it.";
+
     // MP4xx: virtual gateways and gateway routes.
     GatewayDeployment = "MP401", Warning, "The App Mesh gateway Deployment must be replaced by an Istio gateway Deployment.",
         "Deploy Istio's gateway (Helm chart `gateway`) with the labels the Gateway selects, and keep the load balancer Service.";

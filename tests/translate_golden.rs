@@ -14,10 +14,11 @@ use meshplan::findings::Finding;
 use meshplan::inventory::Inventory;
 use meshplan::translate::{self, Options, Translation};
 
-/// The output stream: Istio objects, then the Services the migration changes.
+/// The output stream: Istio objects, then the Services and Deployments the migration changes.
 pub fn render_output(translation: &Translation) -> String {
     let mut objects = translation.objects.clone();
     objects.extend(translation.services.iter().map(|s| s.after.clone()));
+    objects.extend(translation.workloads.iter().map(|w| w.after.clone()));
     objects
         .iter()
         .map(|o| format!("---\n{}", meshplan::diff::to_yaml(o)))

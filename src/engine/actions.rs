@@ -123,7 +123,14 @@ pub async fn act(cluster: &Cluster, step: &Step, options: &Options) -> Result<()
         Action::Restart {
             namespace,
             deployment,
-        } => restart(cluster, namespace, deployment, options).await,
+        } => {
+            let template = step
+                .changes
+                .iter()
+                .find(|c| c.action == ChangeAction::Update)
+                .and_then(|c| Some(merge_patch(c.before.as_ref()?, c.after.as_ref()?)));
+            restart_with(cluster, namespace, deployment, template, options).await
+        }
         Action::VerifySidecars {
             namespace,
             deployments,
@@ -158,10 +165,21 @@ pub async fn restart(
     name: &str,
     options: &Options,
 ) -> Result<(), ClusterError> {
+    restart_with(cluster, namespace, name, None, options).await
+}
+
+/// Restarts a Deployment, changing its template with `patch` in the same rollout, and waits.
+async fn restart_with(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    patch: Option<Value>,
+    options: &Options,
+) -> Result<(), ClusterError> {
     let object = ObjectRef::new("apps/v1", "Deployment", Some(namespace), name);
-    let patch = json!({"spec": {"template": {"metadata": {"annotations": {
-        "kubectl.kubernetes.io/restartedAt": jiff::Timestamp::now().to_string()
-    }}}}});
+    let mut patch = patch.unwrap_or_else(|| json!({}));
+    patch["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] =
+        Value::String(jiff::Timestamp::now().to_string());
     cluster.merge(&object, &patch).await?;
     let deadline = tokio::time::Instant::now() + options.rollout_timeout;
     loop {

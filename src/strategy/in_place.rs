@@ -149,6 +149,20 @@ pub(super) fn build(
         let mut restart_ids = Vec::new();
         for deployment in &deployments {
             let id = format!("restart-{ns}-{deployment}");
+            let object = ObjectRef::new("apps/v1", "Deployment", Some(&ns), deployment);
+            // App Mesh pod-template settings are rewritten in the same rollout as the restart.
+            let mut changes: Vec<Change> = translation
+                .workloads
+                .iter()
+                .filter(|w| ObjectRef::of(&w.before) == object)
+                .map(|w| update(w.before.clone(), w.after.clone()))
+                .collect();
+            changes.push(Change {
+                action: ChangeAction::Restart,
+                object,
+                before: None,
+                after: None,
+            });
             push(
                 id.clone(),
                 format!(
@@ -159,12 +173,7 @@ pub(super) fn build(
                     namespace: ns.clone(),
                     deployment: deployment.clone(),
                 },
-                vec![Change {
-                    action: ChangeAction::Restart,
-                    object: ObjectRef::new("apps/v1", "Deployment", Some(&ns), deployment),
-                    before: None,
-                    after: None,
-                }],
+                changes,
             );
             restart_ids.push(id);
         }

@@ -17,6 +17,7 @@ mod router;
 mod service;
 pub mod validate;
 pub mod weights;
+mod workload;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,12 +51,12 @@ pub struct Options {
     pub cluster_domain: String,
 }
 
-/// A Service whose spec the migration changes.
+/// An existing object (a Service, a Deployment) whose spec the migration changes.
 #[derive(Debug, Clone)]
-pub struct ServiceChange {
-    /// The Service as it is.
+pub struct ObjectChange {
+    /// The object as it is.
     pub before: Value,
-    /// The Service as Istio needs it.
+    /// The object as Istio needs it.
     pub after: Value,
 }
 
@@ -78,7 +79,9 @@ pub struct Translation {
     /// Istio objects, in apply order (registries and destination rules before routes).
     pub objects: Vec<Value>,
     /// Services that need a selector or a declared protocol for Istio.
-    pub services: Vec<ServiceChange>,
+    pub services: Vec<ObjectChange>,
+    /// Deployments whose pod templates carry App Mesh settings, rewritten for Istio.
+    pub workloads: Vec<ObjectChange>,
     /// Namespaced App Mesh objects in scope, as read, in deletion order.
     pub appmesh: Vec<Value>,
     /// The mesh's `namespaceSelector` labels (removed with App Mesh).
@@ -116,6 +119,7 @@ pub fn translate(inventory: &Inventory, options: &Options) -> Translation {
     backend_group::translate(&mut ctx);
     service::translate(&mut ctx);
     gateway::translate(&mut ctx);
+    workload::translate(&mut ctx);
     ctx.finish()
 }
 
@@ -305,7 +309,7 @@ impl<'a> Ctx<'a> {
         {
             Some(i) => i,
             None => {
-                self.out.services.push(ServiceChange {
+                self.out.services.push(ObjectChange {
                     before: service.raw.clone(),
                     after: service.raw.clone(),
                 });
@@ -559,6 +563,7 @@ impl<'a> Ctx<'a> {
         out.services.sort_by_key(|s| ObjectRef::of(&s.after));
         // A Service change that ended up changing nothing is not a change.
         out.services.retain(|s| s.before != s.after);
+        out.workloads.sort_by_key(|s| ObjectRef::of(&s.after));
         // Delete what refers first: gateway routes, gateways, services, routers, nodes, groups.
         out.appmesh.sort_by_key(|raw| {
             let r = ObjectRef::of(raw);

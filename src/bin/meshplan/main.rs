@@ -324,6 +324,7 @@ fn translate_files(
     let translation = translate::translate(&inventory, &options);
     let mut objects = translation.objects.clone();
     objects.extend(translation.services.iter().map(|s| s.after.clone()));
+    objects.extend(translation.workloads.iter().map(|w| w.after.clone()));
     match output {
         TranslateOutput::Yaml => {
             let docs: Vec<String> = objects.iter().map(meshplan::diff::to_yaml).collect();
