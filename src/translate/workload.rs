@@ -175,7 +175,12 @@ pub(super) fn translate(ctx: &mut Ctx<'_>) {
                 }
             }
         }
-        if let Some(gates) = template["spec"]["readinessGates"].as_array_mut() {
+        // `get_mut`, not indexing: a mutable index would insert a `null` where there is nothing.
+        if let Some(gates) = template
+            .get_mut("spec")
+            .and_then(|s| s.get_mut("readinessGates"))
+            .and_then(Value::as_array_mut)
+        {
             let before = gates.len();
             gates.retain(|g| {
                 g["conditionType"] != "conditions.appmesh.k8s.aws/aws-cloudmap-healthy"
