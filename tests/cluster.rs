@@ -3,35 +3,12 @@
 
 mod common;
 
-use common::{crds_dir, root};
+use common::root;
 use meshplan::inventory::Inventory;
 use meshplan::translate::{self, Options};
 
 async fn color_cluster() -> kubesim::RunningServer {
-    let server = kubesim::Server::builder().start().await.unwrap();
-    for entry in std::fs::read_dir(crds_dir().join("appmesh")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            server
-                .load_yaml(&path.display().to_string(), &text)
-                .unwrap();
-        }
-    }
-    // One stream, so that kubesim creates the Namespace before the objects in it.
-    let mut files: Vec<_> = std::fs::read_dir(root().join("examples/howto-k8s-http2"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let text: Vec<String> = files
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect();
-    server
-        .load_yaml("examples/howto-k8s-http2", &text.join("\n---\n"))
-        .unwrap();
-    server
+    common::color_cluster(std::time::Duration::from_millis(20)).await
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{crds_dir, root};
+use common::root;
 use meshplan::cluster::Cluster;
 use meshplan::engine::{self, Event, Options};
 use meshplan::object::ObjectRef;
@@ -13,59 +13,8 @@ use meshplan::pipeline;
 use meshplan::plan::PlanFile;
 use serde_json::Value;
 
-const ISTIOD: &str = "apiVersion: v1
-kind: Namespace
-metadata:
-  name: istio-system
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: istiod
-  namespace: istio-system
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: istiod}
-  template:
-    metadata:
-      labels: {app: istiod}
-    spec:
-      containers:
-        - name: discovery
-          image: example.com/istio/pilot:1.27
-";
-
 async fn cluster() -> kubesim::RunningServer {
-    let server = kubesim::Server::builder()
-        .rollout_delay(Duration::from_millis(20))
-        .start()
-        .await
-        .unwrap();
-    let mut crds: Vec<_> = std::fs::read_dir(crds_dir().join("appmesh"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    crds.push(crds_dir().join("istio/customresourcedefinitions.gen.yaml"));
-    for path in crds {
-        let text = std::fs::read_to_string(&path).unwrap();
-        server
-            .load_yaml(&path.display().to_string(), &text)
-            .unwrap();
-    }
-    server.load_yaml("istiod", ISTIOD).unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(root().join("examples/howto-k8s-http2"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let text: Vec<String> = files
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect();
-    server.load_yaml("examples", &text.join("\n---\n")).unwrap();
-    server
+    common::color_cluster(Duration::from_millis(20)).await
 }
 
 async fn get(

@@ -122,3 +122,42 @@ fn strict(schema: &mut Value) {
         _ => {}
     }
 }
+
+/// A kubesim with the App Mesh and Istio CRDs, a stand-in istiod and the color app loaded.
+pub async fn color_cluster(rollout_delay: std::time::Duration) -> kubesim::RunningServer {
+    let server = kubesim::Server::builder()
+        .rollout_delay(rollout_delay)
+        .start()
+        .await
+        .unwrap();
+    let mut crds: Vec<PathBuf> = std::fs::read_dir(crds_dir().join("appmesh"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    crds.sort();
+    crds.push(crds_dir().join("istio/customresourcedefinitions.gen.yaml"));
+    for path in crds {
+        let text = std::fs::read_to_string(&path).unwrap();
+        server
+            .load_yaml(&path.display().to_string(), &text)
+            .unwrap();
+    }
+    let istiod = root().join("examples/kubesim/istiod.yaml");
+    let text = std::fs::read_to_string(&istiod).unwrap();
+    server.load_yaml("istiod", &text).unwrap();
+    // One stream, so that kubesim creates the Namespace before the objects in it.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples/howto-k8s-http2"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let texts: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    server
+        .load_yaml("examples/howto-k8s-http2", &texts.join("\n---\n"))
+        .unwrap();
+    server
+}
