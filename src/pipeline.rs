@@ -55,8 +55,8 @@ pub fn options(plan: &PlanFile) -> Options {
 pub fn plan_offline(plan: PlanFile, strategy: Option<StrategyKind>) -> Result<Planned, Error> {
     if plan.spec.source.manifests.is_empty() {
         return Err(Error::Unsupported(format!(
-            "{}: this version of meshplan reads the App Mesh state from manifests only; set \
-             `source.manifests` to the YAML files or folders that hold it",
+            "{}: the plan has no `source.manifests` to read offline; plan against the cluster \
+             instead (`meshplan plan` does so for such plans)",
             plan.path.display()
         )));
     }

@@ -210,3 +210,58 @@ fn rehearse_runs_the_whole_migration_without_a_cluster() {
     // The rehearsal keeps its journal to itself: the working directory's is untouched.
     assert_eq!(std::fs::read(&journal).ok(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_reads_the_live_cluster_and_preflight_names_what_is_missing() {
+    let dir = temp("live-plan");
+    let (server, kubeconfig) = cluster(&dir).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_meshplan"))
+        .args([
+            "plan",
+            "plans/color.toml",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("objects read from the cluster"), "{stdout}");
+    assert!(
+        stdout.contains("Plan: 9 to create, 2 to change, 6 to delete, 4 restarts."),
+        "{stdout}"
+    );
+    server.shutdown().await;
+
+    // A cluster without App Mesh: one clear error, nothing read further, nothing changed.
+    let empty = kubesim::Server::builder().start().await.unwrap();
+    std::fs::write(&kubeconfig, empty.kubeconfig_yaml()).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_meshplan"))
+        .args([
+            "plan",
+            "plans/color.toml",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("does not serve the App Mesh CRDs"), "{err}");
+    let writes: u64 = empty
+        .faults()
+        .counters()
+        .iter()
+        .filter(|((verb, _), _)| !matches!(verb.as_str(), "get" | "list" | "watch"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(writes, 0);
+    empty.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -177,3 +177,53 @@ pub async fn inventory(client: &Client, namespaces: &[String]) -> Result<Invento
     }
     Ok(inventory)
 }
+
+/// Checks, before anything is read or changed, that the cluster serves what the migration needs:
+/// the App Mesh CRDs, the Istio CRDs (when `istio`), and the namespaces in scope.
+pub async fn preflight(
+    cluster: &Cluster,
+    namespaces: &[String],
+    istio: bool,
+) -> Result<(), ClusterError> {
+    use crate::object::ObjectRef;
+    let appmesh = ObjectRef::new(appmesh::API_VERSION, "VirtualNode", Some("default"), "x");
+    if cluster.resource(&appmesh).await.is_err() {
+        return Err(ClusterError::Check(
+            "this cluster does not serve the App Mesh CRDs (appmesh.k8s.aws/v1beta2): check the \
+             kubeconfig context; there is no App Mesh here to migrate"
+                .to_owned(),
+        ));
+    }
+    if istio {
+        let vs = ObjectRef::new(
+            "networking.istio.io/v1",
+            "VirtualService",
+            Some("default"),
+            "x",
+        );
+        if cluster.resource(&vs).await.is_err() {
+            return Err(ClusterError::Check(
+                "this cluster does not serve the Istio CRDs (networking.istio.io/v1): install Istio \
+                 first (its CRDs and istiod), then apply"
+                    .to_owned(),
+            ));
+        }
+    }
+    let missing: Vec<&str> = {
+        let mut missing = Vec::new();
+        for namespace in namespaces {
+            let object = ObjectRef::new("v1", "Namespace", None, namespace);
+            if cluster.get(&object).await?.is_none() {
+                missing.push(namespace.as_str());
+            }
+        }
+        missing
+    };
+    if !missing.is_empty() {
+        return Err(ClusterError::Check(format!(
+            "namespace(s) {} of `source.namespaces` do not exist in this cluster",
+            missing.join(", ")
+        )));
+    }
+    Ok(())
+}

@@ -48,8 +48,6 @@ pub enum Event {
     Finished(String),
     /// A step failed.
     Failed(String, String),
-    /// A step is waiting (rollout progress).
-    Waiting(String, String),
     /// A step was undone by a rollback.
     Undone(String),
 }

@@ -57,6 +57,9 @@ enum Command {
         /// Exit 2 when the plan has changes, 0 when it has none.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Read the cluster instead of `source.manifests` (plans without manifests always do).
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
     /// Check a plan file: syntax, types and meaning. Exit 0 when valid, 1 when not.
     #[command(after_help = "Example:\n  meshplan validate plans/color.toml")]
@@ -230,9 +233,17 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             strategy,
             format,
             detailed_exitcode,
+            cluster,
         } => {
             let plan = PlanFile::load(&plan).map_err(boxed)?;
-            let planned = pipeline::plan_offline(plan, strategy.map(Into::into)).map_err(boxed)?;
+            let live = plan.spec.source.manifests.is_empty()
+                || cluster.kubeconfig.is_some()
+                || cluster.context.is_some();
+            let planned = if live {
+                run::plan_live(plan, &cluster, strategy.map(Into::into))?
+            } else {
+                pipeline::plan_offline(plan, strategy.map(Into::into)).map_err(boxed)?
+            };
             let output = match format {
                 Format::Text => report::text::plan(&planned, Palette::new(colors.stdout)),
                 Format::Json => report::json::plan(&planned),

@@ -93,7 +93,6 @@ fn progress(event: Event) {
         Event::Skipped(id) => eprintln!("= {id} (already done)"),
         Event::Finished(id) => eprintln!("✓ {id}"),
         Event::Failed(id, error) => eprintln!("✗ {id}: {error}"),
-        Event::Waiting(id, message) => eprintln!("… {id}: {message}"),
         Event::Undone(id) => eprintln!("↺ {id}"),
     }
 }
@@ -189,6 +188,9 @@ async fn apply_on(
                 .iter()
                 .map(|n| n.to_string())
                 .collect();
+            cluster::preflight(cluster, &namespaces, true)
+                .await
+                .map_err(failure)?;
             let inventory = cluster::inventory(&cluster.client, &namespaces)
                 .await
                 .map_err(failure)?;
@@ -417,4 +419,29 @@ pub fn unlock(path: &Path, id: &str) -> Result<u8, Failure> {
         None => eprintln!("The plan is not locked."),
     }
     Ok(exit::OK)
+}
+
+/// `meshplan plan` against the live cluster.
+pub fn plan_live(
+    plan: PlanFile,
+    args: &ClusterArgs,
+    strategy: Option<meshplan::plan::StrategyKind>,
+) -> Result<pipeline::Planned, Failure> {
+    runtime().block_on(async {
+        let cluster = connect(&plan, args).await?;
+        let namespaces: Vec<String> = plan
+            .spec
+            .source
+            .namespaces
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        cluster::preflight(&cluster, &namespaces, false)
+            .await
+            .map_err(failure)?;
+        let inventory = cluster::inventory(&cluster.client, &namespaces)
+            .await
+            .map_err(failure)?;
+        pipeline::plan_with(plan, inventory, "the cluster".to_owned(), strategy).map_err(boxed)
+    })
 }
