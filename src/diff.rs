@@ -95,6 +95,31 @@ pub fn unified(before: Option<&Value>, after: Option<&Value>) -> String {
         .to_string()
 }
 
+/// The JSON merge patch that turns `before` into `after` (RFC 7386).
+pub fn merge_patch(before: &Value, after: &Value) -> Value {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let mut patch = Map::new();
+            for (key, value) in a {
+                match b.get(key) {
+                    Some(old) if old == value => {}
+                    Some(old) => {
+                        patch.insert(key.clone(), merge_patch(old, value));
+                    }
+                    None => {
+                        patch.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+            for key in b.keys().filter(|k| !a.contains_key(*k)) {
+                patch.insert(key.clone(), Value::Null);
+            }
+            Value::Object(patch)
+        }
+        (_, a) => a.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +146,16 @@ mod tests {
         ] {
             assert!(!yaml.contains(gone), "{gone} in {yaml}");
         }
+    }
+
+    #[test]
+    fn merge_patches_set_change_and_remove() {
+        let before = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": 1}});
+        let after = json!({"metadata": {"labels": {"a": "1", "c": "3"}}, "spec": {"x": 1}});
+        assert_eq!(
+            merge_patch(&before, &after),
+            json!({"metadata": {"labels": {"b": null, "c": "3"}}})
+        );
     }
 
     #[test]

@@ -90,6 +90,43 @@ impl Cluster {
         Ok(with_type(applied, &object))
     }
 
+    /// What the server would store for a server-side apply, without storing it (dry run).
+    pub async fn dry_run_apply(&self, desired: &Value) -> Result<Value, ClusterError> {
+        let object = ObjectRef::of(desired);
+        let api = self.api(&object).await?;
+        let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+        let patch = Patch::Apply(desired);
+        let applied = retry(|| api.patch(&object.name, &params, &patch))
+            .await
+            .map_err(|source| ClusterError::Api {
+                what: format!("dry-run applying {object}"),
+                source,
+            })?;
+        Ok(with_type(applied, &object))
+    }
+
+    /// What the server would store for a merge patch, without storing it (dry run).
+    pub async fn dry_run_merge(
+        &self,
+        object: &ObjectRef,
+        patch: &Value,
+    ) -> Result<Value, ClusterError> {
+        let api = self.api(object).await?;
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            dry_run: true,
+            ..PatchParams::default()
+        };
+        let patch = Patch::Merge(patch);
+        let patched = retry(|| api.patch(&object.name, &params, &patch))
+            .await
+            .map_err(|source| ClusterError::Api {
+                what: format!("dry-run patching {object}"),
+                source,
+            })?;
+        Ok(with_type(patched, object))
+    }
+
     /// A JSON merge patch (`null` removes a key).
     pub async fn merge(&self, object: &ObjectRef, patch: &Value) -> Result<Value, ClusterError> {
         let api = self.api(object).await?;

@@ -4,7 +4,7 @@ use serde_json::{Map, Value, json};
 
 use super::Options;
 use crate::cluster::{Cluster, ClusterError, strip_server_fields};
-use crate::diff::normalise;
+use crate::diff::{merge_patch, normalise};
 use crate::object::ObjectRef;
 use crate::state::PreImage;
 use crate::steps::{Action, ChangeAction, Step};
@@ -92,7 +92,14 @@ pub async fn act(cluster: &Cluster, step: &Step, options: &Options) -> Result<()
                     // Someone else's object: patch only the fields the plan changes.
                     (_, Some(_), Some(before)) => {
                         cluster
-                            .merge(&change.object, &merge_patch(before, after))
+                            .merge(
+                                &change.object,
+                                // Server-set fields (resourceVersion above all) are not ours to patch.
+                                &merge_patch(
+                                    &strip_server_fields(before),
+                                    &strip_server_fields(after),
+                                ),
+                            )
                             .await?;
                     }
                     _ => {
@@ -128,7 +135,12 @@ pub async fn act(cluster: &Cluster, step: &Step, options: &Options) -> Result<()
                 .changes
                 .iter()
                 .find(|c| c.action == ChangeAction::Update)
-                .and_then(|c| Some(merge_patch(c.before.as_ref()?, c.after.as_ref()?)));
+                .and_then(|c| {
+                    Some(merge_patch(
+                        &strip_server_fields(c.before.as_ref()?),
+                        &strip_server_fields(c.after.as_ref()?),
+                    ))
+                });
             restart_with(cluster, namespace, deployment, template, options).await
         }
         Action::VerifySidecars {
@@ -235,31 +247,6 @@ fn contains(have: &Value, want: &Value) -> bool {
     }
 }
 
-/// The JSON merge patch that turns `before` into `after` (RFC 7386).
-pub fn merge_patch(before: &Value, after: &Value) -> Value {
-    match (before, after) {
-        (Value::Object(b), Value::Object(a)) => {
-            let mut patch = Map::new();
-            for (key, value) in a {
-                match b.get(key) {
-                    Some(old) if old == value => {}
-                    Some(old) => {
-                        patch.insert(key.clone(), merge_patch(old, value));
-                    }
-                    None => {
-                        patch.insert(key.clone(), value.clone());
-                    }
-                }
-            }
-            for key in b.keys().filter(|k| !a.contains_key(*k)) {
-                patch.insert(key.clone(), Value::Null);
-            }
-            Value::Object(patch)
-        }
-        (_, a) => a.clone(),
-    }
-}
-
 fn available(deployment: &Value) -> bool {
     deployment["status"]["conditions"]
         .as_array()
@@ -319,20 +306,4 @@ fn container_names(pod: &Value) -> Vec<&str> {
         .as_array()
         .map(|c| c.iter().filter_map(|c| c["name"].as_str()).collect())
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::merge_patch;
-    use serde_json::json;
-
-    #[test]
-    fn merge_patches_set_change_and_remove() {
-        let before = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": 1}});
-        let after = json!({"metadata": {"labels": {"a": "1", "c": "3"}}, "spec": {"x": 1}});
-        assert_eq!(
-            merge_patch(&before, &after),
-            json!({"metadata": {"labels": {"b": null, "c": "3"}}})
-        );
-    }
 }

@@ -244,3 +244,32 @@ pub async fn rollback(
     }
     Ok(journal)
 }
+
+/// Replaces each planned object with what the server would store (server-side dry run, as
+/// `kubectl diff` does), so the plan shows server defaults and the server's validation errors
+/// surface before anything is applied.
+pub async fn preview(cluster: &Cluster, graph: &mut StepGraph) -> Result<(), ClusterError> {
+    use crate::steps::ChangeAction;
+    for step in &mut graph.steps {
+        // A restart's template change is applied with the restart; shown as planned.
+        if matches!(step.action, Action::Restart { .. }) {
+            continue;
+        }
+        for change in &mut step.changes {
+            let Some(after) = &change.after else { continue };
+            let server = match (change.action, &change.before) {
+                (ChangeAction::Create, _) => cluster.dry_run_apply(after).await?,
+                (ChangeAction::Update, Some(before)) => {
+                    let patch = crate::diff::merge_patch(
+                        &crate::cluster::strip_server_fields(before),
+                        &crate::cluster::strip_server_fields(after),
+                    );
+                    cluster.dry_run_merge(&change.object, &patch).await?
+                }
+                _ => continue,
+            };
+            change.after = Some(crate::cluster::strip_server_fields(&server));
+        }
+    }
+    Ok(())
+}

@@ -194,9 +194,12 @@ async fn apply_on(
             let inventory = cluster::inventory(&cluster.client, &namespaces)
                 .await
                 .map_err(failure)?;
-            let planned =
+            let mut planned =
                 pipeline::plan_with(plan.clone(), inventory, "the cluster".to_owned(), None)
                     .map_err(boxed)?;
+            engine::preview(cluster, &mut planned.graph)
+                .await
+                .map_err(failure)?;
             print(&report::text::plan(&planned, Palette::new(colors.stdout)));
             if planned.translation.has_errors() {
                 eprintln!(
@@ -442,6 +445,11 @@ pub fn plan_live(
         let inventory = cluster::inventory(&cluster.client, &namespaces)
             .await
             .map_err(failure)?;
-        pipeline::plan_with(plan, inventory, "the cluster".to_owned(), strategy).map_err(boxed)
+        let mut planned = pipeline::plan_with(plan, inventory, "the cluster".to_owned(), strategy)
+            .map_err(boxed)?;
+        engine::preview(&cluster, &mut planned.graph)
+            .await
+            .map_err(failure)?;
+        Ok(planned)
     })
 }
