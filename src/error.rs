@@ -36,6 +36,9 @@ pub enum Error {
     /// The lock could not be taken or cleared.
     #[error(transparent)]
     Lock(#[from] crate::state::LockError),
+    /// A saved plan could not be used.
+    #[error(transparent)]
+    Saved(#[from] crate::saved::SavedError),
     /// The rehearsal cluster could not be set up.
     #[error("rehearsal: {0}")]
     Rehearsal(String),

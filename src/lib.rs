@@ -16,6 +16,7 @@ pub mod object;
 pub mod pipeline;
 pub mod rehearse;
 pub mod report;
+pub mod saved;
 pub mod state;
 pub mod steps;
 pub mod strategy;

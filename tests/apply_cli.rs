@@ -265,3 +265,97 @@ async fn plan_reads_the_live_cluster_and_preflight_names_what_is_missing() {
     empty.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_applies_exactly_or_refuses_when_stale() {
+    let dir = temp("saved");
+    let (server, kubeconfig) = cluster(&dir).await;
+    let saved = dir.join("color.plan.json");
+    let plan = |out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_meshplan"))
+            .args([
+                "plan",
+                root().join("plans/color.toml").to_str().unwrap(),
+                "--kubeconfig",
+            ])
+            .arg(&kubeconfig)
+            .arg("--out")
+            .arg(out)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let apply_saved = || {
+        Command::new(env!("CARGO_BIN_EXE_meshplan"))
+            .args([
+                "apply",
+                saved.to_str().unwrap(),
+                "--auto-approve",
+                "--kubeconfig",
+            ])
+            .arg(&kubeconfig)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    assert!(plan(&saved).status.success());
+
+    // Someone edits an object the plan was made from: the saved plan is refused, naming it.
+    let client = meshplan::cluster::connect(Some(&kubeconfig), None)
+        .await
+        .unwrap();
+    let cluster = Cluster::new(client);
+    let service = ObjectRef::new("v1", "Service", Some("howto-k8s-http2"), "color");
+    cluster
+        .merge(
+            &service,
+            &serde_json::json!({"metadata": {"labels": {"team": "paint"}}}),
+        )
+        .await
+        .unwrap();
+    let refused = apply_saved();
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("saved plan is stale"), "{err}");
+    assert!(
+        err.contains("Service howto-k8s-http2/color"),
+        "{err}"
+    );
+    assert!(
+        cluster
+            .get(&ObjectRef::new(
+                "networking.istio.io/v1",
+                "VirtualService",
+                Some("howto-k8s-http2"),
+                "color"
+            ))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Planned again, it applies exactly the saved steps.
+    assert!(plan(&saved).status.success());
+    let applied = apply_saved();
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let err = String::from_utf8_lossy(&applied.stderr);
+    assert!(err.contains("Applying the saved plan"), "{err}");
+    assert!(
+        cluster
+            .get(&ObjectRef::new(
+                "networking.istio.io/v1",
+                "VirtualService",
+                Some("howto-k8s-http2"),
+                "color"
+            ))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    server.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

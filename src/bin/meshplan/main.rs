@@ -60,6 +60,9 @@ enum Command {
         /// Read the cluster instead of `source.manifests` (plans without manifests always do).
         #[command(flatten)]
         cluster: ClusterArgs,
+        /// Save the exact steps and what they were planned from, for `meshplan apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Check a plan file: syntax, types and meaning. Exit 0 when valid, 1 when not.
     #[command(after_help = "Example:\n  meshplan validate plans/color.toml")]
@@ -91,10 +94,11 @@ enum Command {
     },
     /// Carry out the migration against the cluster, step by step, with checkpoints.
     #[command(after_help = "Examples:\n  meshplan apply plans/color.toml\n  \
+                            meshplan plan plans/color.toml --context prod --out color.plan.json && meshplan apply color.plan.json\n  \
                             meshplan apply plans/color.toml --context prod --auto-approve\n\n\
                             Run it again after an interruption or a failure: it resumes where it stopped.")]
     Apply {
-        /// The plan file.
+        /// The plan file, or a plan saved with `meshplan plan --out`.
         plan: PathBuf,
         #[command(flatten)]
         cluster: ClusterArgs,
@@ -234,16 +238,40 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             format,
             detailed_exitcode,
             cluster,
+            out,
         } => {
             let plan = PlanFile::load(&plan).map_err(boxed)?;
             let live = plan.spec.source.manifests.is_empty()
                 || cluster.kubeconfig.is_some()
                 || cluster.context.is_some();
+            if out.is_some() && !live {
+                return Err(boxed(meshplan::Error::Unsupported(
+                    "a saved plan records the cluster's objects: plan against the cluster \
+                     (--kubeconfig or --context) to save one"
+                        .to_owned(),
+                )));
+            }
             let planned = if live {
                 run::plan_live(plan, &cluster, strategy.map(Into::into))?
             } else {
                 pipeline::plan_offline(plan, strategy.map(Into::into)).map_err(boxed)?
             };
+            if let Some(out) = &out {
+                let saved = meshplan::saved::SavedPlan::new(
+                    &planned.plan.path,
+                    planned.plan.text(),
+                    &planned.graph,
+                    &planned.inventory,
+                );
+                let text = serde_json::to_string_pretty(&saved).expect("saved plans serialise");
+                meshplan::state::write_atomic(out, text.as_bytes())
+                    .map_err(|e| boxed(meshplan::Error::State(e)))?;
+                eprintln!(
+                    "Saved the plan to {}; `meshplan apply {}` applies exactly it.",
+                    out.display(),
+                    out.display()
+                );
+            }
             let output = match format {
                 Format::Text => report::text::plan(&planned, Palette::new(colors.stdout)),
                 Format::Json => report::json::plan(&planned),

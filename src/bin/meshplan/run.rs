@@ -10,6 +10,7 @@ use meshplan::cluster::{self, Cluster};
 use meshplan::engine::{self, EngineError, Event, Options};
 use meshplan::plan::{PlanFile, StateBackend};
 use meshplan::report::{self, Format, text::Palette};
+use meshplan::saved::SavedPlan;
 use meshplan::state::{self, Journal, StepState};
 use meshplan::{Error, pipeline};
 
@@ -116,13 +117,33 @@ pub fn apply(
     rehearse: bool,
     colors: &Colors,
 ) -> Result<u8, Failure> {
-    let plan = PlanFile::load(path).map_err(boxed)?;
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        boxed(Error::Io {
+            path: path.to_owned(),
+            source,
+        })
+    })?;
+    let saved = SavedPlan::read(path, &text).map_err(failure)?;
+    let plan = match &saved {
+        Some(saved) => PlanFile::parse(Path::new(&saved.plan_path), saved.plan_text.clone())
+            .map_err(|e| boxed(e.into()))?,
+        None => PlanFile::parse(path, text).map_err(|e| boxed(e.into()))?,
+    };
     let fingerprint = state::fingerprint(plan.text());
     let mut options = options(&plan, concurrency)?;
     runtime().block_on(async {
         if !rehearse {
             let cluster = connect(&plan, args).await?;
-            return apply_on(&cluster, &plan, &fingerprint, &options, approval, colors).await;
+            return apply_on(
+                &cluster,
+                &plan,
+                saved.as_ref(),
+                &fingerprint,
+                &options,
+                approval,
+                colors,
+            )
+            .await;
         }
         let (server, cluster) = meshplan::rehearse::start(&plan).await.map_err(boxed)?;
         // The rehearsal keeps its journal and lock to itself.
@@ -139,7 +160,16 @@ pub fn apply(
             auto_approve: true,
             ..approval
         };
-        let code = apply_on(&cluster, &plan, &fingerprint, &options, approval, colors).await;
+        let code = apply_on(
+            &cluster,
+            &plan,
+            None,
+            &fingerprint,
+            &options,
+            approval,
+            colors,
+        )
+        .await;
         if matches!(code, Ok(exit::OK)) {
             print(&final_state(&cluster, &plan).await?);
         }
@@ -161,6 +191,7 @@ pub struct Approval {
 async fn apply_on(
     cluster: &Cluster,
     plan: &PlanFile,
+    saved: Option<&SavedPlan>,
     fingerprint: &str,
     options: &Options,
     approval: Approval,
@@ -194,23 +225,35 @@ async fn apply_on(
             let inventory = cluster::inventory(&cluster.client, &namespaces)
                 .await
                 .map_err(failure)?;
-            let mut planned =
-                pipeline::plan_with(plan.clone(), inventory, "the cluster".to_owned(), None)
-                    .map_err(boxed)?;
-            engine::preview(cluster, &mut planned.graph)
-                .await
-                .map_err(failure)?;
-            print(&report::text::plan(&planned, Palette::new(colors.stdout)));
-            if planned.translation.has_errors() {
+            if let Some(saved) = saved {
+                // Exactly the steps that were reviewed, or nothing.
+                saved.check_fresh(&inventory).map_err(failure)?;
                 eprintln!(
-                    "error: findings of severity error: nothing is applied until they are resolved"
+                    "Applying the saved plan of {} ({} steps). {}",
+                    saved.plan_path,
+                    saved.graph.steps.len(),
+                    report::text::summary_line(saved.graph.summary())
                 );
-                return Ok(exit::ERROR);
+                saved.graph.clone()
+            } else {
+                let mut planned =
+                    pipeline::plan_with(plan.clone(), inventory, "the cluster".to_owned(), None)
+                        .map_err(boxed)?;
+                engine::preview(cluster, &mut planned.graph)
+                    .await
+                    .map_err(failure)?;
+                print(&report::text::plan(&planned, Palette::new(colors.stdout)));
+                if planned.translation.has_errors() {
+                    eprintln!(
+                        "error: findings of severity error: nothing is applied until they are resolved"
+                    );
+                    return Ok(exit::ERROR);
+                }
+                if planned.graph.summary().is_empty() {
+                    return Ok(exit::OK);
+                }
+                planned.graph
             }
-            if planned.graph.summary().is_empty() {
-                return Ok(exit::OK);
-            }
-            planned.graph
         }
     };
     if !confirm("Apply these changes to the cluster?", approval.auto_approve)? {
