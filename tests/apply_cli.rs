@@ -317,10 +317,7 @@ async fn a_saved_plan_applies_exactly_or_refuses_when_stale() {
     assert_eq!(refused.status.code(), Some(1));
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("saved plan is stale"), "{err}");
-    assert!(
-        err.contains("Service howto-k8s-http2/color"),
-        "{err}"
-    );
+    assert!(err.contains("Service howto-k8s-http2/color"), "{err}");
     assert!(
         cluster
             .get(&ObjectRef::new(

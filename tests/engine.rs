@@ -165,7 +165,7 @@ async fn color_app_migrates_in_place_and_rolls_back() {
     );
 
     // Rollback: App Mesh back, Istio objects gone, labels and selector as before, envoy back.
-    engine::rollback(&cluster, "fp", &options, &report)
+    engine::rollback(&cluster, "fp", None, &options, &report)
         .await
         .unwrap();
     assert!(
@@ -240,6 +240,10 @@ async fn transient_faults_at_every_step_are_survived() {
             retry_after: Some(0),
         },
         kubesim::Action::Throttle { retry_after: 0 },
+        kubesim::Action::Status {
+            code: 409,
+            retry_after: None,
+        },
         kubesim::Action::Latency { millis: 20 },
         kubesim::Action::Drop,
     ];
@@ -284,6 +288,92 @@ async fn transient_faults_at_every_step_are_survived() {
     for c in containers(&server, &cluster).await {
         assert!(
             c.contains(&"istio-proxy".to_owned()) && !c.contains(&"envoy".to_owned()),
+            "{c:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_to_a_step_keeps_it_and_what_came_before() {
+    let server = cluster().await;
+    let client = meshplan::cluster::connect_yaml(&server.kubeconfig_yaml())
+        .await
+        .unwrap();
+    let cluster = Cluster::new(client);
+    let dir = std::env::temp_dir().join(format!("meshplan-rollback-to-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = Options {
+        concurrency: 4,
+        rollout_timeout: Duration::from_secs(30),
+        poll: Duration::from_millis(20),
+        journal: dir.join("color.state.json"),
+        lock: dir.join("color.lock"),
+        stop: Default::default(),
+    };
+    let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
+    let planned = pipeline::plan_offline(plan, None).unwrap();
+    engine::apply(&cluster, &planned.graph, "fp", &options, &|_| {})
+        .await
+        .unwrap();
+
+    let unknown = engine::rollback(&cluster, "fp", Some("nope"), &options, &|_| {}).await;
+    assert!(
+        matches!(unknown, Err(engine::EngineError::UnknownStep { .. })),
+        "{unknown:?}"
+    );
+
+    engine::rollback(&cluster, "fp", Some("routing"), &options, &|_| {})
+        .await
+        .unwrap();
+    let ns = Some("howto-k8s-http2");
+    // Kept: the routing step and those before it.
+    assert!(
+        get(
+            &cluster,
+            "networking.istio.io/v1",
+            "VirtualService",
+            ns,
+            "color"
+        )
+        .await
+        .is_some()
+    );
+    assert!(
+        get(&cluster, "v1", "Service", ns, "color").await.unwrap()["spec"]["selector"]["app"]
+            == "color"
+    );
+    // Undone: cleanup, restarts, relabel, peer authentication.
+    assert!(
+        get(
+            &cluster,
+            "appmesh.k8s.aws/v1beta2",
+            "VirtualRouter",
+            ns,
+            "color"
+        )
+        .await
+        .is_some()
+    );
+    assert!(
+        get(
+            &cluster,
+            "security.istio.io/v1",
+            "PeerAuthentication",
+            ns,
+            "default"
+        )
+        .await
+        .is_none()
+    );
+    let namespace = get(&cluster, "v1", "Namespace", None, "howto-k8s-http2")
+        .await
+        .unwrap();
+    assert_eq!(namespace["metadata"]["labels"]["mesh"], "howto-k8s-http2");
+    for c in containers(&server, &cluster).await {
+        assert!(
+            c.contains(&"envoy".to_owned()) && !c.contains(&"istio-proxy".to_owned()),
             "{c:?}"
         );
     }

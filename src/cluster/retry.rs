@@ -13,7 +13,12 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 /// True when the same request may succeed later.
 pub fn transient(error: &kube::Error) -> bool {
     match error {
-        kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+        kube::Error::Api(status) => {
+            matches!(status.code, 429 | 500 | 502 | 503 | 504)
+                // A write raced another writer: reading and writing again settles it. (An
+                // AlreadyExists 409 or a field-manager conflict will not change; not retried.)
+                || (status.code == 409 && status.reason == "Conflict")
+        }
         // Transport failures: refused or dropped connections, timeouts.
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
         _ => false,

@@ -74,6 +74,14 @@ pub enum EngineError {
         "interrupted: running steps finished and were saved; run `meshplan apply` again to resume"
     )]
     Interrupted,
+    /// `--to` names a step the run does not have.
+    #[error("the run has no step `{step}`; its steps are: {known}")]
+    UnknownStep {
+        /// The step asked for.
+        step: String,
+        /// The steps there are.
+        known: String,
+    },
     /// There is nothing to roll back.
     #[error(
         "no journal at {0}: nothing was applied with this plan, so there is nothing to roll back"
@@ -199,6 +207,7 @@ async fn run_step(
 pub async fn rollback(
     cluster: &Cluster,
     fingerprint: &str,
+    to: Option<&str>,
     options: &Options,
     report: Report<'_>,
 ) -> Result<Journal, EngineError> {
@@ -207,8 +216,21 @@ pub async fn rollback(
         return Err(EngineError::NothingToRollBack(options.journal.clone()));
     };
     let graph = &journal.graph.clone();
+    if let Some(to) = to
+        && !graph.steps.iter().any(|s| s.id == to)
+    {
+        let ids: Vec<&str> = graph.steps.iter().map(|s| s.id.as_str()).collect();
+        return Err(EngineError::UnknownStep {
+            step: to.to_owned(),
+            known: ids.join(", "),
+        });
+    }
     let mut restart = Vec::new();
     for step in graph.steps.iter().rev() {
+        // `--to STEP` keeps STEP and everything before it.
+        if Some(step.id.as_str()) == to {
+            break;
+        }
         let record = journal.step(&step.id).clone();
         if matches!(record.state, StepState::Pending | StepState::RolledBack) {
             continue;

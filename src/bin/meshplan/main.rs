@@ -117,12 +117,16 @@ enum Command {
         rehearse: bool,
     },
     /// Undo what `apply` did, newest step first, restoring every object as it was.
-    #[command(after_help = "Example:\n  meshplan rollback plans/color.toml")]
+    #[command(after_help = "Examples:\n  meshplan rollback plans/color.toml\n  \
+                            meshplan rollback plans/color.toml --to routing")]
     Rollback {
         /// The plan file.
         plan: PathBuf,
         #[command(flatten)]
         cluster: ClusterArgs,
+        /// Undo only the steps after this one (it stays applied).
+        #[arg(long, value_name = "STEP")]
+        to: Option<String>,
         /// Do not ask for confirmation (required when stdin is not a terminal).
         #[arg(long)]
         auto_approve: bool,
@@ -333,8 +337,9 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
         Command::Rollback {
             plan,
             cluster,
+            to,
             auto_approve,
-        } => run::rollback(&plan, &cluster, auto_approve),
+        } => run::rollback(&plan, &cluster, to.as_deref(), auto_approve),
         Command::Status { plan, format } => run::status(&plan, format),
         Command::Unlock { plan, force } => run::unlock(&plan, &force),
         Command::Explain { code } => match findings::Code::parse(&code) {

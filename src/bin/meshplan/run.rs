@@ -275,7 +275,7 @@ async fn apply_on(
         }
         Err(error @ EngineError::Step { .. }) if approval.rollback_on_failure => {
             eprintln!("error: {error}\nRolling back (--rollback-on-failure)…");
-            engine::rollback(cluster, fingerprint, options, &progress)
+            engine::rollback(cluster, fingerprint, None, options, &progress)
                 .await
                 .map_err(failure)?;
             Ok(exit::ERROR)
@@ -351,7 +351,12 @@ async fn final_state(cluster: &Cluster, plan: &PlanFile) -> Result<String, Failu
 }
 
 /// `meshplan rollback`.
-pub fn rollback(path: &Path, args: &ClusterArgs, auto_approve: bool) -> Result<u8, Failure> {
+pub fn rollback(
+    path: &Path,
+    args: &ClusterArgs,
+    to: Option<&str>,
+    auto_approve: bool,
+) -> Result<u8, Failure> {
     let plan = PlanFile::load(path).map_err(boxed)?;
     let fingerprint = state::fingerprint(plan.text());
     let options = options(&plan, 1)?;
@@ -360,29 +365,38 @@ pub fn rollback(path: &Path, args: &ClusterArgs, auto_approve: bool) -> Result<u
             options.journal.clone(),
         )));
     };
-    let mut out = String::from("Rollback will undo, newest first:\n");
-    for step in journal.graph.steps.iter().rev() {
-        let record = &journal.steps[&step.id];
-        if matches!(record.state, StepState::Pending | StepState::RolledBack) {
-            continue;
-        }
-        out.push_str(&format!("  {} ({})\n", step.id, step.description));
-        for image in record.pre_images.iter().rev() {
-            let what = match &image.before {
-                None => "- delete (it was created)",
-                Some(_) => "~ restore as it was",
-            };
-            out.push_str(&format!("      {what}: {}\n", image.object));
-        }
-    }
-    print(&out);
     runtime().block_on(async {
         let cluster = connect(&plan, args).await?;
+        // The plan of the rollback: each object from how it is now back to its pre-image.
+        let mut out = String::from("Rollback will undo, newest step first:\n");
+        for step in journal.graph.steps.iter().rev() {
+            if Some(step.id.as_str()) == to {
+                break;
+            }
+            let record = &journal.steps[&step.id];
+            if matches!(record.state, StepState::Pending | StepState::RolledBack) {
+                continue;
+            }
+            out.push_str(&format!("\n{} — {}\n", step.id, step.description));
+            for image in record.pre_images.iter().rev() {
+                let now = cluster.get(&image.object).await.map_err(failure)?;
+                let symbol = match (&image.before, &now) {
+                    (None, Some(_)) => "-",
+                    (Some(_), None) => "+",
+                    _ => "~",
+                };
+                out.push_str(&format!("  {symbol} {}\n", image.object));
+                for line in meshplan::diff::unified(now.as_ref(), image.before.as_ref()).lines() {
+                    out.push_str(&format!("      {line}\n"));
+                }
+            }
+        }
+        print(&out);
         if !confirm("Roll these steps back?", auto_approve)? {
             eprintln!("Rollback cancelled.");
             return Ok(exit::OK);
         }
-        engine::rollback(&cluster, &fingerprint, &options, &progress)
+        engine::rollback(&cluster, &fingerprint, to, &options, &progress)
             .await
             .map_err(failure)?;
         eprintln!("Rollback complete.");
