@@ -537,9 +537,13 @@ impl<'a> Ctx<'a> {
                     || b.starts_with(&format!("{a}["))
             };
             let specific = self.out.findings.iter().any(|f| {
-                f.code == finding.code
-                    && f.object == finding.object
+                f.object == finding.object
                     && related(&f.field, &finding.field)
+                    // Same code: the translator said it better. An error: the field did not
+                    // carry over at all, so a note on how it carries over would mislead.
+                    && (f.code == finding.code
+                        || (f.severity == findings::Severity::Error
+                            && finding.severity != findings::Severity::Error))
             });
             if !specific {
                 self.out.findings.push(finding);
