@@ -156,3 +156,101 @@ impl StepGraph {
         summary
     }
 }
+
+/// Why a step graph cannot be executed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    /// A step depends on a step the graph does not have.
+    #[error("step `{step}` depends on `{missing}`, which is not a step of the plan")]
+    UnknownDependency {
+        /// The step.
+        step: String,
+        /// The dependency it names.
+        missing: String,
+    },
+    /// Two steps share an id.
+    #[error("two steps are called `{0}`")]
+    DuplicateStep(String),
+    /// The dependencies go round in a circle.
+    #[error("the steps depend on each other in a cycle through `{0}`")]
+    Cycle(String),
+}
+
+impl StepGraph {
+    /// The steps in an order that respects every dependency (a topological sort of the DAG).
+    pub fn order(&self) -> Result<Vec<usize>, GraphError> {
+        use petgraph::graph::DiGraph;
+        let mut dag: DiGraph<usize, ()> = DiGraph::new();
+        let mut nodes = std::collections::BTreeMap::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            if nodes.insert(step.id.as_str(), dag.add_node(i)).is_some() {
+                return Err(GraphError::DuplicateStep(step.id.clone()));
+            }
+        }
+        for step in &self.steps {
+            for dependency in &step.depends_on {
+                let from = nodes.get(dependency.as_str()).ok_or_else(|| {
+                    GraphError::UnknownDependency {
+                        step: step.id.clone(),
+                        missing: dependency.clone(),
+                    }
+                })?;
+                dag.add_edge(*from, nodes[step.id.as_str()], ());
+            }
+        }
+        petgraph::algo::toposort(&dag, None)
+            .map(|order| order.into_iter().map(|n| dag[n]).collect())
+            .map_err(|cycle| GraphError::Cycle(self.steps[dag[cycle.node_id()]].id.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(id: &str, deps: &[&str]) -> Step {
+        Step {
+            id: id.to_owned(),
+            description: String::new(),
+            depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
+            action: Action::Apply,
+            changes: Vec::new(),
+        }
+    }
+
+    fn graph(steps: Vec<Step>) -> StepGraph {
+        StepGraph {
+            plan: "p".to_owned(),
+            strategy: StrategyKind::InPlace,
+            steps,
+        }
+    }
+
+    #[test]
+    fn orders_respect_dependencies_and_bad_graphs_are_refused() {
+        let order = graph(vec![
+            step("b", &["a"]),
+            step("a", &[]),
+            step("c", &["a", "b"]),
+        ])
+        .order()
+        .unwrap();
+        let position = |i: usize| order.iter().position(|&o| o == i).unwrap();
+        assert!(position(1) < position(0) && position(0) < position(2));
+        assert_eq!(
+            graph(vec![step("a", &["x"])]).order(),
+            Err(GraphError::UnknownDependency {
+                step: "a".into(),
+                missing: "x".into()
+            })
+        );
+        assert!(matches!(
+            graph(vec![step("a", &["b"]), step("b", &["a"])]).order(),
+            Err(GraphError::Cycle(_))
+        ));
+        assert_eq!(
+            graph(vec![step("a", &[]), step("a", &[])]).order(),
+            Err(GraphError::DuplicateStep("a".into()))
+        );
+    }
+}

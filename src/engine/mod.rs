@@ -61,6 +61,9 @@ pub enum EngineError {
     /// The journal could not be read or written.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The step graph is not a DAG of known steps.
+    #[error(transparent)]
+    Graph(#[from] crate::steps::GraphError),
     /// A step failed; the journal records it and `apply` again resumes.
     #[error("step `{step}` failed: {message}")]
     Step {
@@ -107,6 +110,8 @@ pub async fn apply(
     // A resumed run carries on with the steps it began with, not with a new plan of a cluster
     // the first attempt already changed.
     let graph = &journal.graph.clone();
+    // Candidates are considered in topological order; a graph that is not a DAG never starts.
+    let order = graph.order()?;
     let journal = Arc::new(Mutex::new(journal));
     let mut running: JoinSet<(String, Result<(), ClusterError>)> = JoinSet::new();
     let mut started: BTreeSet<String> = BTreeSet::new();
@@ -115,9 +120,9 @@ pub async fn apply(
         if failure.is_none() && !options.stop.load(Ordering::SeqCst) {
             let ready: Vec<_> = {
                 let j = journal.lock().await;
-                graph
-                    .steps
+                order
                     .iter()
+                    .map(|&i| &graph.steps[i])
                     .filter(|s| !started.contains(&s.id))
                     .filter(|s| {
                         s.depends_on
