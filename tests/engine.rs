@@ -17,6 +17,21 @@ async fn cluster() -> kubesim::RunningServer {
     common::color_cluster(Duration::from_millis(20)).await
 }
 
+/// Engine options with the journal and lock in a fresh temporary folder.
+fn options(name: &str) -> (std::path::PathBuf, Options) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = Options {
+        concurrency: 4,
+        rollout_timeout: Duration::from_secs(30),
+        poll: Duration::from_millis(20),
+        journal: dir.join("color.state.json"),
+        lock: dir.join("color.lock"),
+        stop: Default::default(),
+    };
+    (dir, options)
+}
+
 async fn get(
     cluster: &Cluster,
     api_version: &str,
@@ -62,16 +77,7 @@ async fn color_app_migrates_in_place_and_rolls_back() {
         .await
         .unwrap();
     let cluster = Cluster::new(client);
-    let dir = std::env::temp_dir().join(format!("meshplan-engine-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let options = Options {
-        concurrency: 4,
-        rollout_timeout: Duration::from_secs(30),
-        poll: Duration::from_millis(20),
-        journal: dir.join("color.state.json"),
-        lock: dir.join("color.lock"),
-        stop: Default::default(),
-    };
+    let (dir, options) = options("meshplan-engine");
     let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
     let planned = pipeline::plan_offline(plan, None).unwrap();
     let graph = &planned.graph;
@@ -259,16 +265,7 @@ async fn transient_faults_at_every_step_are_survived() {
         .await
         .unwrap();
     let cluster = Cluster::new(client);
-    let dir = std::env::temp_dir().join(format!("meshplan-faults-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let options = Options {
-        concurrency: 4,
-        rollout_timeout: Duration::from_secs(30),
-        poll: Duration::from_millis(20),
-        journal: dir.join("color.state.json"),
-        lock: dir.join("color.lock"),
-        stop: Default::default(),
-    };
+    let (dir, options) = options("meshplan-faults");
     let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
     let planned = pipeline::plan_offline(plan, None).unwrap();
     let journal = engine::apply(&cluster, &planned.graph, "fp", &options, &|_| {})
@@ -302,16 +299,7 @@ async fn rollback_to_a_step_keeps_it_and_what_came_before() {
         .await
         .unwrap();
     let cluster = Cluster::new(client);
-    let dir = std::env::temp_dir().join(format!("meshplan-rollback-to-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let options = Options {
-        concurrency: 4,
-        rollout_timeout: Duration::from_secs(30),
-        poll: Duration::from_millis(20),
-        journal: dir.join("color.state.json"),
-        lock: dir.join("color.lock"),
-        stop: Default::default(),
-    };
+    let (dir, options) = options("meshplan-rollback-to");
     let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
     let planned = pipeline::plan_offline(plan, None).unwrap();
     engine::apply(&cluster, &planned.graph, "fp", &options, &|_| {})
