@@ -79,7 +79,9 @@ fn one(ctx: &mut Ctx<'_>, vs: &Item<VirtualService>) {
         );
         return;
     };
-    let Some(service) = ctx.service_by_host(&host) else {
+    let service = ctx.service_by_host(&host);
+    // A Service that node translation creates (for a Cloud Map node) registers the host too.
+    if service.is_none() && created_service(ctx, &host).is_none() {
         ctx.finding(
             Code::HostServiceMissing,
             &object,
@@ -91,7 +93,7 @@ fn one(ctx: &mut Ctx<'_>, vs: &Item<VirtualService>) {
             ),
         );
         return;
-    };
+    }
     if let Some(router_provider) = &provider.virtual_router {
         let field = "spec.provider.virtualRouter";
         let found = match (
@@ -102,9 +104,21 @@ fn one(ctx: &mut Ctx<'_>, vs: &Item<VirtualService>) {
             (None, Some(arn)) => by_arn(ctx, &ctx.inv.virtual_routers, arn, vs.namespace()),
             (None, None) => None,
         };
-        match found {
-            Some(r) => router::translate(ctx, vs, r, &host, service),
-            None => ctx.finding(
+        match (found, service) {
+            (Some(r), Some(service)) => router::translate(ctx, vs, r, &host, service),
+            // The router splits over subsets of the host's own Service, which only exists once
+            // meshplan creates it: route by hand until then.
+            (Some(_), None) => ctx.finding(
+                Code::HostServiceMissing,
+                &object,
+                "spec.awsName",
+                format!(
+                    "host `{host}` has no Service in the source (meshplan creates one for its \
+                     Cloud Map node, but the router's subsets need it to exist first): apply the \
+                     created Service, then plan again"
+                ),
+            ),
+            (None, _) => ctx.finding(
                 Code::RouterMissing,
                 &object,
                 field,
@@ -195,26 +209,36 @@ fn node_provider_route(
     host: &str,
 ) {
     let object = vs.object_ref();
-    let Some(node_service) = ctx.node_service(node) else {
-        ctx.finding(
-            Code::HostServiceMissing,
-            &object,
-            "spec.provider.virtualNode",
-            format!(
-                "virtual node `{}` has no Kubernetes Service of its own (by DNS host name or by a \
-                 selector equal to its pod labels), so there is nothing to route `{host}` to",
-                node.name()
-            ),
-        );
-        return;
+    let node_host = match ctx.node_service(node) {
+        Some(service) => ctx.service_host(service),
+        None => match created_for_node(ctx, node) {
+            Some(host) => host,
+            None => {
+                ctx.finding(
+                    Code::HostServiceMissing,
+                    &object,
+                    "spec.provider.virtualNode",
+                    format!(
+                        "virtual node `{}` has no Kubernetes Service of its own (by DNS host name \
+                         or by a selector equal to its pod labels), so there is nothing to route \
+                         `{host}` to",
+                        node.name()
+                    ),
+                );
+                return;
+            }
+        },
     };
-    let node_host = ctx.service_host(node_service);
     if node_host == host {
         // The host is the node's own Service: plain Kubernetes routing, nothing to emit.
         return;
     }
     let listener = node.value.spec.listeners.first();
-    let port = listener.and_then(|l| router::service_port(node_service, l.port_mapping.port));
+    // The node's Service exposes its listener ports as they are (created ones do by design).
+    let port = listener.and_then(|l| match ctx.node_service(node) {
+        Some(service) => router::service_port(service, l.port_mapping.port),
+        None => super::common::port(l.port_mapping.port),
+    });
     let destination = istio::Destination {
         host: node_host,
         subset: None,
@@ -352,4 +376,48 @@ pub(super) fn ref_name(r: Option<&Ref>, arn: Option<&str>) -> String {
         (None, Some(arn)) => arn.to_owned(),
         (None, None) => "(none)".to_owned(),
     }
+}
+
+/// A Service meshplan itself creates (for a Cloud Map node) named by a cluster host, if any.
+fn created_service(ctx: &Ctx<'_>, host: &str) -> Option<String> {
+    let suffix = format!(".svc.{}", ctx.cluster_domain());
+    let (name, namespace) = host.strip_suffix(&suffix)?.split_once('.')?;
+    ctx.out
+        .objects
+        .iter()
+        .any(|o| {
+            o["apiVersion"] == "v1"
+                && o["kind"] == "Service"
+                && o["metadata"]["name"] == name
+                && o["metadata"]["namespace"] == namespace
+        })
+        .then(|| host.to_owned())
+}
+
+/// The host of a Service meshplan creates for a node, selecting exactly its pods.
+fn created_for_node(ctx: &Ctx<'_>, node: &Item<VirtualNode>) -> Option<String> {
+    let labels = node
+        .value
+        .spec
+        .pod_selector
+        .as_ref()
+        .and_then(crate::appmesh::match_labels)?;
+    let labels = serde_json::to_value(labels).ok()?;
+    ctx.out
+        .objects
+        .iter()
+        .find(|o| {
+            o["apiVersion"] == "v1"
+                && o["kind"] == "Service"
+                && o["metadata"]["namespace"] == node.namespace()
+                && o["spec"]["selector"] == labels
+        })
+        .map(|o| {
+            format!(
+                "{}.{}.svc.{}",
+                o["metadata"]["name"].as_str().unwrap_or_default(),
+                node.namespace(),
+                ctx.cluster_domain()
+            )
+        })
 }
