@@ -32,6 +32,19 @@ fn options(name: &str) -> (std::path::PathBuf, Options) {
     (dir, options)
 }
 
+/// Every pod of the color app runs the `with` proxy and not the `without` one.
+async fn assert_sidecars(
+    server: &kubesim::RunningServer,
+    cluster: &Cluster,
+    with: &str,
+    without: &str,
+) {
+    for c in containers(server, cluster).await {
+        let has = |name: &str| c.iter().any(|n| n == name);
+        assert!(has(with) && !has(without), "{c:?}");
+    }
+}
+
 async fn get(
     cluster: &Cluster,
     api_version: &str,
@@ -138,12 +151,7 @@ async fn color_app_migrates_in_place_and_rolls_back() {
         "enabled"
     );
     assert!(namespace["metadata"]["labels"].get("mesh").is_none());
-    for c in containers(&server, &cluster).await {
-        assert!(
-            c.contains(&"istio-proxy".to_owned()) && !c.contains(&"envoy".to_owned()),
-            "{c:?}"
-        );
-    }
+    assert_sidecars(&server, &cluster, "istio-proxy", "envoy").await;
     assert!(
         get(
             &cluster,
@@ -223,12 +231,7 @@ async fn color_app_migrates_in_place_and_rolls_back() {
         service["spec"].get("selector"),
         service_before["spec"].get("selector")
     );
-    for c in containers(&server, &cluster).await {
-        assert!(
-            c.contains(&"envoy".to_owned()) && !c.contains(&"istio-proxy".to_owned()),
-            "{c:?}"
-        );
-    }
+    assert_sidecars(&server, &cluster, "envoy", "istio-proxy").await;
     std::fs::remove_dir_all(&dir).unwrap();
     server.shutdown().await;
 }
@@ -282,12 +285,7 @@ async fn transient_faults_at_every_step_are_survived() {
     )
     .await;
     assert!(vs.is_some());
-    for c in containers(&server, &cluster).await {
-        assert!(
-            c.contains(&"istio-proxy".to_owned()) && !c.contains(&"envoy".to_owned()),
-            "{c:?}"
-        );
-    }
+    assert_sidecars(&server, &cluster, "istio-proxy", "envoy").await;
     std::fs::remove_dir_all(&dir).unwrap();
     server.shutdown().await;
 }
@@ -359,12 +357,7 @@ async fn rollback_to_a_step_keeps_it_and_what_came_before() {
         .await
         .unwrap();
     assert_eq!(namespace["metadata"]["labels"]["mesh"], "howto-k8s-http2");
-    for c in containers(&server, &cluster).await {
-        assert!(
-            c.contains(&"envoy".to_owned()) && !c.contains(&"istio-proxy".to_owned()),
-            "{c:?}"
-        );
-    }
+    assert_sidecars(&server, &cluster, "envoy", "istio-proxy").await;
     std::fs::remove_dir_all(&dir).unwrap();
     server.shutdown().await;
 }

@@ -29,26 +29,6 @@ pub(super) fn client_tls(prefix: &str) -> Vec<Field> {
             "none: mTLS in the mesh is set by policy",
         ),
         field(
-            format!("{prefix}.ports[]"),
-            Disposition::Approx(Code::ClientTls),
-            auto,
-        ),
-        field(
-            format!("{prefix}.certificate.file.certificateChain"),
-            Disposition::Approx(Code::ClientTls),
-            auto,
-        ),
-        field(
-            format!("{prefix}.certificate.file.privateKey"),
-            Disposition::Approx(Code::ClientTls),
-            auto,
-        ),
-        field(
-            format!("{prefix}.certificate.sds.secretName"),
-            Disposition::Approx(Code::ClientTls),
-            auto,
-        ),
-        field(
             format!("{prefix}.validation.subjectAlternativeNames.match.exact[]"),
             Disposition::Approx(Code::ClientTls),
             "Istio verifies the server's SPIFFE identity itself",
@@ -58,17 +38,21 @@ pub(super) fn client_tls(prefix: &str) -> Vec<Field> {
             Disposition::Unsupported(Code::AcmCertificate),
             "none: Istio has no ACM integration",
         ),
-        field(
-            format!("{prefix}.validation.trust.file.certificateChain"),
-            Disposition::Approx(Code::ClientTls),
-            auto,
-        ),
-        field(
-            format!("{prefix}.validation.trust.sds.secretName"),
-            Disposition::Approx(Code::ClientTls),
-            auto,
-        ),
     ];
+    for leaf in [
+        "ports[]",
+        "certificate.file.certificateChain",
+        "certificate.file.privateKey",
+        "certificate.sds.secretName",
+        "validation.trust.file.certificateChain",
+        "validation.trust.sds.secretName",
+    ] {
+        fields.push(field(
+            format!("{prefix}.{leaf}"),
+            Disposition::Approx(Code::ClientTls),
+            auto,
+        ));
+    }
     fields.sort_by(|a, b| a.path.cmp(&b.path));
     fields
 }
