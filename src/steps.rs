@@ -157,6 +157,87 @@ impl StepGraph {
     }
 }
 
+/// A permission a run needs: a verb on a kind, in a namespace or cluster-wide.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Access {
+    /// Kubernetes verb, e.g. `patch`.
+    pub verb: &'static str,
+    /// `group/version` of the kind.
+    pub api_version: String,
+    /// The kind.
+    pub kind: String,
+    /// The namespace; `None` for cluster-scoped kinds.
+    pub namespace: Option<String>,
+}
+
+impl Access {
+    /// A verb on a kind, in `namespace` or cluster-wide.
+    pub fn new(verb: &'static str, api_version: &str, kind: &str, namespace: Option<&str>) -> Self {
+        Access {
+            verb,
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            namespace: namespace.map(str::to_owned),
+        }
+    }
+
+    fn on(verb: &'static str, object: &ObjectRef) -> Self {
+        Access::new(
+            verb,
+            &object.api_version,
+            &object.kind,
+            object.namespace.as_deref(),
+        )
+    }
+}
+
+impl StepGraph {
+    /// Every permission executing the graph needs, and undoing it: a run that could not be rolled
+    /// back should not start. Sorted, without repeats.
+    pub fn access(&self) -> Vec<Access> {
+        let mut needed = std::collections::BTreeSet::new();
+        for step in &self.steps {
+            match &step.action {
+                Action::Preflight { namespaces, .. } => {
+                    for namespace in namespaces {
+                        let object = ObjectRef::new("v1", "Namespace", None, namespace);
+                        needed.insert(Access::on("get", &object));
+                    }
+                }
+                Action::EnsureIstio { .. } => {
+                    needed.insert(Access::new(
+                        "get",
+                        "apps/v1",
+                        "Deployment",
+                        Some("istio-system"),
+                    ));
+                }
+                Action::Relabel { namespace, .. } => {
+                    let object = ObjectRef::new("v1", "Namespace", None, namespace);
+                    needed.extend(["get", "patch"].map(|verb| Access::on(verb, &object)));
+                }
+                Action::Restart { namespace, .. } | Action::VerifySidecars { namespace, .. } => {
+                    let deployments =
+                        |verb| Access::new(verb, "apps/v1", "Deployment", Some(namespace.as_str()));
+                    needed.extend([deployments("get"), deployments("patch")]);
+                    needed.insert(Access::new("list", "v1", "Pod", Some(namespace.as_str())));
+                }
+                Action::Apply | Action::Delete => {}
+            }
+            for change in &step.changes {
+                // Reading the pre-image, acting, and the inverse a rollback performs.
+                let verbs: &[&'static str] = match change.action {
+                    ChangeAction::Create => &["get", "create", "patch", "delete"],
+                    ChangeAction::Update | ChangeAction::Restart => &["get", "patch"],
+                    ChangeAction::Delete => &["get", "delete", "create"],
+                };
+                needed.extend(verbs.iter().map(|verb| Access::on(verb, &change.object)));
+            }
+        }
+        needed.into_iter().collect()
+    }
+}
+
 /// Why a step graph cannot be executed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GraphError {
@@ -224,6 +305,44 @@ mod tests {
             strategy: StrategyKind::InPlace,
             steps,
         }
+    }
+
+    #[test]
+    fn access_covers_acting_and_undoing_each_change() {
+        let mut apply = step("routing", &[]);
+        apply.changes.push(Change {
+            action: ChangeAction::Create,
+            object: ObjectRef::new(
+                "networking.istio.io/v1",
+                "DestinationRule",
+                Some("ns"),
+                "dr",
+            ),
+            before: None,
+            after: Some(serde_json::json!({})),
+        });
+        let mut relabel = step("relabel", &[]);
+        relabel.action = Action::Relabel {
+            namespace: "ns".into(),
+            remove: Vec::new(),
+            set: BTreeMap::new(),
+        };
+        let access = graph(vec![apply, relabel]).access();
+        let shown: Vec<String> = access
+            .iter()
+            .map(|a| format!("{} {} {:?}", a.verb, a.kind, a.namespace))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "create DestinationRule Some(\"ns\")",
+                "delete DestinationRule Some(\"ns\")",
+                "get DestinationRule Some(\"ns\")",
+                "get Namespace None",
+                "patch DestinationRule Some(\"ns\")",
+                "patch Namespace None",
+            ]
+        );
     }
 
     #[test]

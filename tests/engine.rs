@@ -11,6 +11,7 @@ use meshplan::engine::{self, Event, Options};
 use meshplan::object::ObjectRef;
 use meshplan::pipeline;
 use meshplan::plan::PlanFile;
+use meshplan::state::Store;
 use serde_json::Value;
 
 async fn cluster() -> kubesim::RunningServer {
@@ -25,8 +26,7 @@ fn options(name: &str) -> (std::path::PathBuf, Options) {
         concurrency: 4,
         rollout_timeout: Duration::from_secs(30),
         poll: Duration::from_millis(20),
-        journal: dir.join("color.state.json"),
-        lock: dir.join("color.lock"),
+        store: Store::files(dir.join("color.state.json"), dir.join("color.lock")),
         stop: Default::default(),
     };
     (dir, options)
@@ -163,7 +163,16 @@ async fn color_app_migrates_in_place_and_rolls_back() {
         .await
         .is_none()
     );
-    assert!(!options.lock.exists(), "the lock is released");
+    assert!(!dir.join("color.lock").exists(), "the lock is released");
+    // Rollout waits report replica counts as they go.
+    assert!(
+        events.lock().unwrap().iter().any(|e| matches!(
+            e,
+            Event::Progress(id, message) if id.starts_with("restart-") && message.contains("updated")
+        )),
+        "{:?}",
+        events.lock().unwrap()
+    );
 
     // Again: every step is already done.
     events.lock().unwrap().clear();

@@ -1,11 +1,13 @@
 //! The live cluster through kube-rs: connecting, and reading the inventory with one LIST per kind
 //! per namespace (never a GET per object).
 
+mod access;
 mod ops;
 mod retry;
 
+pub use access::check_access;
 pub use ops::{Cluster, FIELD_MANAGER, strip_server_fields};
-pub use retry::{retry, transient};
+pub use retry::{retry, retry_when, transient, unavailable};
 
 use std::path::Path;
 
@@ -16,6 +18,7 @@ use serde_json::Value;
 
 use crate::appmesh;
 use crate::inventory::{Inventory, Origin};
+use crate::steps::Access;
 
 /// Errors talking to the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,12 @@ pub enum ClusterError {
     /// The cluster is not in the state a step needs or produced.
     #[error("{0}")]
     Check(String),
+    /// The user may not do everything the run needs (SelfSubjectAccessReview said no).
+    #[error(
+        "missing permissions; nothing was changed. This user may not:\n{}\nAsk for a Role or ClusterRole that grants them (check one with `kubectl auth can-i VERB RESOURCE -n NAMESPACE`).",
+        .0.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n")
+    )]
+    Forbidden(Vec<String>),
     /// An object from the cluster does not fit the inventory.
     #[error("{0}")]
     Inventory(#[from] crate::inventory::ManifestError),
@@ -209,6 +218,22 @@ pub async fn preflight(
             ));
         }
     }
+    // Reading the inventory: one LIST per kind per namespace, and the cluster's namespaces and meshes.
+    let mut reads = vec![
+        Access::new("list", "v1", "Namespace", None),
+        Access::new("list", appmesh::API_VERSION, "Mesh", None),
+    ];
+    for namespace in namespaces {
+        for (group, version, kind, _) in NAMESPACED {
+            let api_version = if group.is_empty() {
+                (*version).to_owned()
+            } else {
+                format!("{group}/{version}")
+            };
+            reads.push(Access::new("list", &api_version, kind, Some(namespace)));
+        }
+    }
+    check_access(cluster, &reads).await?;
     let missing: Vec<&str> = {
         let mut missing = Vec::new();
         for namespace in namespaces {

@@ -31,7 +31,16 @@ pub async fn pre_images(cluster: &Cluster, step: &Step) -> Result<Vec<PreImage>,
 }
 
 /// Carries out a step and verifies it.
-pub async fn act(cluster: &Cluster, step: &Step, options: &Options) -> Result<(), ClusterError> {
+/// Reports how a long-running action is getting on.
+pub type Progress<'a> = &'a (dyn Fn(String) + Send + Sync);
+
+/// Performs a step's action; `progress` hears how rollouts advance.
+pub async fn act(
+    cluster: &Cluster,
+    step: &Step,
+    options: &Options,
+    progress: Progress<'_>,
+) -> Result<(), ClusterError> {
     match &step.action {
         Action::Preflight { namespaces, .. } => {
             for namespace in namespaces {
@@ -141,7 +150,7 @@ pub async fn act(cluster: &Cluster, step: &Step, options: &Options) -> Result<()
                         &strip_server_fields(c.after.as_ref()?),
                     ))
                 });
-            restart_with(cluster, namespace, deployment, template, options).await
+            restart_with(cluster, namespace, deployment, template, options, progress).await
         }
         Action::VerifySidecars {
             namespace,
@@ -176,8 +185,9 @@ pub async fn restart(
     namespace: &str,
     name: &str,
     options: &Options,
+    progress: Progress<'_>,
 ) -> Result<(), ClusterError> {
-    restart_with(cluster, namespace, name, None, options).await
+    restart_with(cluster, namespace, name, None, options, progress).await
 }
 
 /// Restarts a Deployment, changing its template with `patch` in the same rollout, and waits.
@@ -187,6 +197,7 @@ async fn restart_with(
     name: &str,
     patch: Option<Value>,
     options: &Options,
+    progress: Progress<'_>,
 ) -> Result<(), ClusterError> {
     let object = ObjectRef::new("apps/v1", "Deployment", Some(namespace), name);
     let mut patch = patch.unwrap_or_else(|| json!({}));
@@ -203,6 +214,7 @@ async fn restart_with(
         if rolled_out(&current) {
             return Ok(());
         }
+        progress(rollout_progress(&current));
         if tokio::time::Instant::now() >= deadline {
             return Err(ClusterError::Check(format!(
                 "Deployment {namespace}/{name} did not finish its rollout within {:?}",
@@ -264,6 +276,25 @@ fn rolled_out(deployment: &Value) -> bool {
         && status["updatedReplicas"].as_i64().unwrap_or(0) == replicas
         && status["availableReplicas"].as_i64().unwrap_or(0) == replicas
         && status["replicas"].as_i64().unwrap_or(0) == replicas
+}
+
+/// `2/3 updated, 1/3 ready, 1/3 available, 1 old pending termination`, as `kubectl rollout
+/// status` counts.
+fn rollout_progress(deployment: &Value) -> String {
+    let status = &deployment["status"];
+    let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+    let count = |field: &str| status[field].as_i64().unwrap_or(0);
+    let mut line = format!(
+        "{}/{replicas} updated, {}/{replicas} ready, {}/{replicas} available",
+        count("updatedReplicas"),
+        count("readyReplicas"),
+        count("availableReplicas")
+    );
+    let old = count("replicas") - count("updatedReplicas");
+    if old > 0 {
+        line.push_str(&format!(", {old} old pending termination"));
+    }
+    line
 }
 
 async fn pods_of(

@@ -8,7 +8,6 @@
 mod actions;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,7 +16,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
 use crate::cluster::{Cluster, ClusterError};
-use crate::state::{self, Holder, Journal, LockError, StateError, StepState};
+use crate::state::{Holder, Journal, LockError, StateError, StepState, Store};
 use crate::steps::{Action, StepGraph};
 
 /// How the engine runs.
@@ -29,10 +28,8 @@ pub struct Options {
     pub rollout_timeout: Duration,
     /// How often waits poll.
     pub poll: Duration,
-    /// The journal file.
-    pub journal: PathBuf,
-    /// The lock file.
-    pub lock: PathBuf,
+    /// Where the journal and the lock live.
+    pub store: Store,
     /// Set (e.g. by Ctrl-C) to start no new step; running steps finish and are saved.
     pub stop: Arc<AtomicBool>,
 }
@@ -50,6 +47,8 @@ pub enum Event {
     Failed(String, String),
     /// A step was undone by a rollback.
     Undone(String),
+    /// A long-running step's progress, e.g. a rollout's replica counts.
+    Progress(String, String),
 }
 
 /// Errors of a run.
@@ -87,12 +86,25 @@ pub enum EngineError {
     },
     /// There is nothing to roll back.
     #[error(
-        "no journal at {0}: nothing was applied with this plan, so there is nothing to roll back"
+        "no journal in {0}: nothing was applied with this plan, so there is nothing to roll back"
     )]
-    NothingToRollBack(PathBuf),
+    NothingToRollBack(String),
 }
 
 type Report<'a> = &'a (dyn Fn(Event) + Send + Sync);
+
+/// Runs `work` holding the plan's lock, and releases the lock whatever the outcome.
+async fn locked<T>(
+    options: &Options,
+    work: impl Future<Output = Result<T, EngineError>>,
+) -> Result<T, EngineError> {
+    let lock = options.store.lock(Holder::current()).await?;
+    let result = work.await;
+    let released = lock.release().await;
+    let value = result?;
+    released?;
+    Ok(value)
+}
 
 /// Applies the graph, resuming from the journal when there is one.
 pub async fn apply(
@@ -102,8 +114,21 @@ pub async fn apply(
     options: &Options,
     report: Report<'_>,
 ) -> Result<Journal, EngineError> {
-    let _lock = state::acquire(&options.lock, Holder::current())?;
-    let journal = match Journal::load(&options.journal, fingerprint)? {
+    locked(
+        options,
+        apply_locked(cluster, graph, fingerprint, options, report),
+    )
+    .await
+}
+
+async fn apply_locked(
+    cluster: &Cluster,
+    graph: &StepGraph,
+    fingerprint: &str,
+    options: &Options,
+    report: Report<'_>,
+) -> Result<Journal, EngineError> {
+    let journal = match Journal::load(&options.store, fingerprint).await? {
         Some(journal) => journal,
         None => Journal::new(graph, fingerprint),
     };
@@ -113,6 +138,8 @@ pub async fn apply(
     // Candidates are considered in topological order; a graph that is not a DAG never starts.
     let order = graph.order()?;
     let journal = Arc::new(Mutex::new(journal));
+    // Running steps report progress through a channel: they outlive this borrow of `report`.
+    let (progress, mut progressed) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let mut running: JoinSet<(String, Result<(), ClusterError>)> = JoinSet::new();
     let mut started: BTreeSet<String> = BTreeSet::new();
     let mut failure: Option<(String, String)> = None;
@@ -143,15 +170,30 @@ pub async fn apply(
                     continue;
                 }
                 report(Event::Started(step.id.clone()));
-                let (cluster, journal, options) =
-                    (cluster.clone(), journal.clone(), options.clone());
+                let (cluster, journal, options, progress) = (
+                    cluster.clone(),
+                    journal.clone(),
+                    options.clone(),
+                    progress.clone(),
+                );
                 running.spawn(async move {
-                    let result = run_step(&cluster, &step, &journal, &options).await;
+                    let id = step.id.clone();
+                    let report = move |message: String| {
+                        let _ = progress.send(Event::Progress(id.clone(), message));
+                    };
+                    let result = run_step(&cluster, &step, &journal, &options, &report).await;
                     (step.id, result)
                 });
             }
         }
-        let Some(joined) = running.join_next().await else {
+        let joined = tokio::select! {
+            Some(event) = progressed.recv() => {
+                report(event);
+                continue;
+            }
+            joined = running.join_next() => joined,
+        };
+        let Some(joined) = joined else {
             break;
         };
         let (id, result) = joined.expect("step tasks do not panic");
@@ -171,7 +213,7 @@ pub async fn apply(
                 failure.get_or_insert((id, error.to_string()));
             }
         }
-        j.save(&options.journal)?;
+        j.save(&options.store).await?;
     }
     let journal = journal.lock().await.clone();
     match failure {
@@ -186,6 +228,7 @@ async fn run_step(
     step: &crate::steps::Step,
     journal: &Arc<Mutex<Journal>>,
     options: &Options,
+    progress: &(dyn Fn(String) + Send + Sync),
 ) -> Result<(), ClusterError> {
     // Pre-images are taken once: a resumed step keeps those of its first attempt.
     let known = journal.lock().await.step(&step.id).pre_images.clone();
@@ -202,10 +245,11 @@ async fn run_step(
             .started_at
             .get_or_insert_with(|| jiff::Timestamp::now().to_string());
         record.pre_images = pre_images;
-        j.save(&options.journal)
+        j.save(&options.store)
+            .await
             .map_err(|e| ClusterError::Check(format!("saving the journal: {e}")))?;
     }
-    actions::act(cluster, step, options).await
+    actions::act(cluster, step, options, progress).await
 }
 
 /// Rolls back every step the journal records, newest first, restoring pre-images.
@@ -216,9 +260,24 @@ pub async fn rollback(
     options: &Options,
     report: Report<'_>,
 ) -> Result<Journal, EngineError> {
-    let _lock = state::acquire(&options.lock, Holder::current())?;
-    let Some(mut journal) = Journal::load(&options.journal, fingerprint)? else {
-        return Err(EngineError::NothingToRollBack(options.journal.clone()));
+    locked(
+        options,
+        rollback_locked(cluster, fingerprint, to, options, report),
+    )
+    .await
+}
+
+async fn rollback_locked(
+    cluster: &Cluster,
+    fingerprint: &str,
+    to: Option<&str>,
+    options: &Options,
+    report: Report<'_>,
+) -> Result<Journal, EngineError> {
+    let Some(mut journal) = Journal::load(&options.store, fingerprint).await? else {
+        return Err(EngineError::NothingToRollBack(
+            options.store.location(crate::state::JOURNAL),
+        ));
     };
     let graph = &journal.graph.clone();
     if let Some(to) = to
@@ -257,12 +316,13 @@ pub async fn rollback(
                 })?;
         }
         journal.step(&step.id).state = StepState::RolledBack;
-        journal.save(&options.journal)?;
+        journal.save(&options.store).await?;
         report(Event::Undone(step.id.clone()));
     }
     for (namespace, deployment) in restart {
         let id = format!("restart-{namespace}-{deployment}");
-        actions::restart(cluster, &namespace, &deployment, options)
+        let progress = |message: String| report(Event::Progress(id.clone(), message));
+        actions::restart(cluster, &namespace, &deployment, options, &progress)
             .await
             .map_err(|e| EngineError::Step {
                 step: id,

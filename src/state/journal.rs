@@ -1,12 +1,11 @@
 //! The journal: what each step of a run did.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{StateError, write_atomic};
+use super::{JOURNAL, StateError, Store};
 use crate::object::ObjectRef;
 use crate::steps::StepGraph;
 
@@ -84,26 +83,20 @@ impl Journal {
         }
     }
 
-    /// Reads the journal at `path`; `None` when there is none yet. A journal of another plan
+    /// Reads the journal from `store`; `None` when there is none yet. A journal of another plan
     /// version is refused rather than resumed against the wrong steps.
-    pub fn load(path: &Path, fingerprint: &str) -> Result<Option<Journal>, StateError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(StateError::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
+    pub async fn load(store: &Store, fingerprint: &str) -> Result<Option<Journal>, StateError> {
+        let Some(text) = store.read(JOURNAL).await? else {
+            return Ok(None);
         };
+        let location = || store.location(JOURNAL);
         let journal: Journal = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
-            path: path.to_owned(),
+            location: location(),
             message: e.to_string(),
         })?;
         if journal.fingerprint != fingerprint {
             return Err(StateError::PlanChanged {
-                path: path.to_owned(),
+                location: location(),
                 found: journal.fingerprint,
                 expected: fingerprint.to_owned(),
             });
@@ -111,11 +104,11 @@ impl Journal {
         Ok(Some(journal))
     }
 
-    /// Writes the journal atomically.
-    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+    /// Writes the journal (atomically to a file; with a precondition to a ConfigMap).
+    pub async fn save(&self, store: &Store) -> Result<(), StateError> {
         let mut text = serde_json::to_string_pretty(self).expect("journals serialise");
         text.push('\n');
-        write_atomic(path, text.as_bytes())
+        store.write(JOURNAL, &text).await
     }
 
     /// The record of a step (created pending when unknown).
@@ -146,10 +139,11 @@ mod tests {
         dir
     }
 
-    #[test]
-    fn journals_round_trip_and_refuse_another_plan() {
+    #[tokio::test]
+    async fn journals_round_trip_and_refuse_another_plan() {
         let path = dir().join("color.state.json");
-        assert_eq!(Journal::load(&path, "abc").unwrap(), None);
+        let store = Store::files(path.clone(), dir().join("color.lock"));
+        assert_eq!(Journal::load(&store, "abc").await.unwrap(), None);
         let graph = StepGraph {
             plan: "color".to_owned(),
             strategy: crate::plan::StrategyKind::InPlace,
@@ -161,10 +155,13 @@ mod tests {
             object: ObjectRef::new("v1", "Service", Some("ns"), "color"),
             before: None,
         });
-        journal.save(&path).unwrap();
-        assert_eq!(Journal::load(&path, "abc").unwrap(), Some(journal.clone()));
+        journal.save(&store).await.unwrap();
+        assert_eq!(
+            Journal::load(&store, "abc").await.unwrap(),
+            Some(journal.clone())
+        );
         assert!(!journal.complete());
-        match Journal::load(&path, "def") {
+        match Journal::load(&store, "def").await {
             Err(StateError::PlanChanged {
                 found, expected, ..
             }) => {
@@ -174,7 +171,7 @@ mod tests {
         }
         std::fs::write(&path, "{not json").unwrap();
         assert!(matches!(
-            Journal::load(&path, "abc"),
+            Journal::load(&store, "abc").await,
             Err(StateError::Corrupt { .. })
         ));
         // No temporary files are left behind by atomic writes.

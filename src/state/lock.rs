@@ -35,6 +35,14 @@ impl Holder {
             since: jiff::Timestamp::now().to_string(),
         }
     }
+
+    /// True when this holder ran on `me`'s host in another process that is gone: it died
+    /// without releasing, and only a process on its own host can know that.
+    pub fn died_on_host_of(&self, me: &Holder) -> bool {
+        self.host == me.host
+            && self.pid != me.pid
+            && !Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
 }
 
 /// Why a lock could not be taken or cleared.
@@ -56,6 +64,20 @@ pub enum LockError {
         given: String,
         /// The holder's id.
         actual: String,
+    },
+    /// The cluster could not be asked about the lock.
+    #[error("{what}: {source}")]
+    Api {
+        /// The lock object.
+        what: String,
+        /// The cause.
+        source: kube::Error,
+    },
+    /// Other runs kept taking the lock in the moments it was free.
+    #[error("{what} changed hands while this run tried to take it; try again")]
+    Contended {
+        /// The lock object.
+        what: String,
     },
     /// The lock file could not be read or written.
     #[error("lock file {path}: {source}")]
@@ -137,9 +159,7 @@ pub fn acquire(path: &Path, holder: Holder) -> Result<LockGuard, LockError> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             // A holder on this host whose process is gone died without releasing: reclaim.
             if let Some(stale) = read(path)?
-                && stale.host == holder.host
-                && stale.pid != holder.pid
-                && !Path::new(&format!("/proc/{}", stale.pid)).exists()
+                && stale.died_on_host_of(&holder)
             {
                 std::fs::remove_file(path).map_err(io)?;
                 return acquire(path, holder);

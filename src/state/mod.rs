@@ -1,15 +1,25 @@
-//! The checkpoint journal and the plan lock, kept in local files.
+//! The checkpoint journal and the plan lock, in local files or in the cluster.
 //!
 //! The journal records, per step, its state, timing, error and the pre-images of the objects it
-//! touched, so that an interrupted `apply` resumes and `rollback` restores. It is written
+//! touched, so that an interrupted `apply` resumes and `rollback` restores. A file is written
 //! atomically (temporary file, fsync, rename, fsync of the folder): a crash leaves the previous
-//! journal or the new one, never a torn file.
+//! journal or the new one, never a torn file. In the cluster, a ConfigMap holds it, written with
+//! resourceVersion preconditions, and a Lease is the lock.
 
+mod configmap;
 mod journal;
+mod lease;
 mod lock;
+mod store;
 
+pub use configmap::ConfigMapDocs;
 pub use journal::{Journal, PreImage, StepRecord, StepState};
-pub use lock::{Holder, LockError, LockGuard, acquire, force_unlock, holder};
+pub use lease::{LEASE_SECONDS, LeaseGuard, LeaseLock};
+pub use lock::{Holder, LockError, LockGuard};
+pub use store::{Lock, Store, object_name};
+
+/// The key of the checkpoint journal in a store.
+pub const JOURNAL: &str = "journal";
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +35,7 @@ pub fn default_paths(base: &Path, plan: &str) -> (PathBuf, PathBuf) {
 /// Errors of the state store.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    /// The journal file could not be read or written.
+    /// A state file could not be read or written.
     #[error("state file {path}: {source}")]
     Io {
         /// The file.
@@ -33,22 +43,48 @@ pub enum StateError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The journal file is not a journal.
-    #[error("state file {path} is damaged: {message}")]
+    /// The state in the cluster could not be read or written.
+    #[error("{location}: {source}")]
+    Api {
+        /// Where the state lives.
+        location: String,
+        /// The cause.
+        source: kube::Error,
+    },
+    /// Someone else wrote the state since this run read it.
+    #[error(
+        "{location} was changed by someone else since this run read it; nothing was overwritten. Another run may be working on this plan: check `meshplan status`"
+    )]
+    Conflict {
+        /// Where the state lives.
+        location: String,
+    },
+    /// The state outgrew a ConfigMap.
+    #[error(
+        "{location}: the state has grown to {bytes} bytes, more than a ConfigMap holds (1 MiB); use `[state] backend = \"file\"` for a plan this large"
+    )]
+    TooLarge {
+        /// Where the state lives.
+        location: String,
+        /// Its size.
+        bytes: usize,
+    },
+    /// The stored state is not what meshplan wrote.
+    #[error("{location} is damaged: {message}")]
     Corrupt {
-        /// The file.
-        path: PathBuf,
+        /// Where the state lives.
+        location: String,
         /// What is wrong.
         message: String,
     },
     /// The journal belongs to another version of the plan.
     #[error(
-        "state file {path} was written for a different plan (fingerprint {found}, the plan now has {expected}); finish or roll back the old run, or move the file away"
+        "{location} was written for a different plan (fingerprint {found}, the plan now has {expected}); finish or roll back the old run, or move it away"
     )]
     PlanChanged {
-        /// The file.
-        path: PathBuf,
-        /// Fingerprint in the file.
+        /// Where the state lives.
+        location: String,
+        /// Fingerprint in the state.
         found: String,
         /// Fingerprint of the plan given.
         expected: String,

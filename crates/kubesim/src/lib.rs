@@ -28,11 +28,13 @@
 //! [`controllers::deployment::STALL_ANNOTATION`]), sidecar injection, namespace deletion and
 //! garbage collection. Process-level admin endpoints: `POST /kubesim/faults` (a [`Rule`] as
 //! JSON), `DELETE /kubesim/faults`, `GET /kubesim/counters`, `POST /kubesim/compact` (forget the
-//! watch history so old resourceVersions get `410 Expired`).
+//! watch history so old resourceVersions get `410 Expired`), `POST`/`DELETE /kubesim/deny`
+//! (take permissions away: [`authz`]; `SelfSubjectAccessReview`s answer the same rules).
 
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod authz;
 pub mod controllers;
 pub mod crd;
 pub mod defaults;

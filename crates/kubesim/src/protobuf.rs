@@ -117,6 +117,36 @@ fn object_meta(b: &[u8]) -> ApiResult<Value> {
     Ok(m)
 }
 
+/// `SelfSubjectAccessReviewSpec` (what `kubectl auth can-i` sends): its resource attributes.
+fn access_review_spec(b: &[u8]) -> ApiResult<Value> {
+    const NAMES: [&str; 7] = [
+        "namespace",
+        "verb",
+        "group",
+        "version",
+        "resource",
+        "subresource",
+        "name",
+    ];
+    let mut spec = json!({});
+    for (n, f) in fields(b)? {
+        match (n, f) {
+            (1, Wire::Bytes(attributes)) => {
+                let mut out = json!({});
+                for (an, af) in fields(attributes)? {
+                    if let Some(name) = usize::try_from(an).ok().and_then(|i| NAMES.get(i - 1)) {
+                        out[*name] = json!(string(&af));
+                    }
+                }
+                spec["resourceAttributes"] = out;
+            }
+            (2, Wire::Bytes(_)) => spec["nonResourceAttributes"] = json!({}),
+            _ => {}
+        }
+    }
+    Ok(spec)
+}
+
 /// Decodes a protobuf-encoded object body into its JSON form.
 pub fn decode(body: &[u8]) -> ApiResult<Value> {
     let unsupported = || {
@@ -184,7 +214,13 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
             ("v1", "ServiceAccount", 4) => {
                 obj["automountServiceAccountToken"] = json!(matches!(f, Wire::Varint(1)))
             }
-            ("v1", "Namespace" | "ConfigMap" | "Secret" | "ServiceAccount", _) => {}
+            ("authorization.k8s.io/v1", "SelfSubjectAccessReview", 2) => {
+                if let Wire::Bytes(b) = f {
+                    obj["spec"] = access_review_spec(b)?;
+                }
+            }
+            ("v1", "Namespace" | "ConfigMap" | "Secret" | "ServiceAccount", _)
+            | ("authorization.k8s.io/v1", "SelfSubjectAccessReview", _) => {}
             _ => return Err(unsupported()),
         }
     }

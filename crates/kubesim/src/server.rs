@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -70,6 +70,8 @@ pub struct App {
     pub aggregated_discovery: bool,
     /// Fault injection rules and request counters.
     pub faults: Arc<Faults>,
+    /// Permissions taken away (everything else is allowed).
+    pub authz: Arc<crate::authz::Authz>,
     /// Set to true at shutdown so that open watch streams end.
     pub closing: tokio::sync::watch::Sender<bool>,
     /// How often watches that allow bookmarks get one.
@@ -187,6 +189,7 @@ impl ServerBuilder {
             token: self.token.clone(),
             aggregated_discovery: self.aggregated_discovery,
             faults: Arc::new(Faults::default()),
+            authz: Arc::default(),
             closing: tokio::sync::watch::channel(false).0,
             bookmark_interval: self.bookmark_interval,
         });
@@ -242,6 +245,11 @@ impl RunningServer {
     /// Fault injection rules and request counters.
     pub fn faults(&self) -> &Arc<Faults> {
         &self.app.faults
+    }
+
+    /// The deny rules: requests they match get 403, as from RBAC.
+    pub fn authz(&self) -> &Arc<crate::authz::Authz> {
+        &self.app.authz
     }
 
     /// A kubeconfig pointing at this server (context `kubesim`, namespace `default`).
@@ -336,6 +344,9 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
         let bytes = axum::body::to_bytes(body, 1024 * 1024)
             .await
             .unwrap_or_default();
+        if path == "/kubesim/deny" && matches!(parts.method, Method::POST | Method::DELETE) {
+            return crate::authz::admin(&app.authz, parts.method == Method::DELETE, &bytes);
+        }
         if let Some(resp) = crate::faults::admin(&app, &parts.method, &path, &bytes) {
             return resp;
         }
@@ -359,6 +370,33 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
         ),
         _ => (String::new(), String::new()),
     };
+    if let Route::Resource(r) = &route {
+        if r.group == "authorization.k8s.io" && r.plural == "selfsubjectaccessreviews" {
+            if parts.method != Method::POST {
+                return error_response(&ApiError::method_not_allowed());
+            }
+            let bytes = axum::body::to_bytes(body, 1024 * 1024)
+                .await
+                .unwrap_or_default();
+            // kubectl sends its reviews as protobuf.
+            if header_str(&parts.headers, header::CONTENT_TYPE).contains("protobuf") {
+                return match crate::protobuf::decode(&bytes) {
+                    Ok(review) => crate::authz::review(&app.authz, review.to_string().as_bytes()),
+                    Err(e) => error_response(&e),
+                };
+            }
+            return crate::authz::review(&app.authz, &bytes);
+        }
+        let request = crate::authz::Request {
+            verb: &verb,
+            group: &r.group,
+            resource: &resource,
+            namespace: &ns,
+        };
+        if let Err(e) = app.authz.check(&request, &name) {
+            return error_response(&e);
+        }
+    }
     match app.faults.check(&verb, &resource, &ns, &name) {
         Outcome::Pass => {}
         Outcome::Delay(d) => tokio::time::sleep(d).await,

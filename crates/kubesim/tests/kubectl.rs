@@ -1196,3 +1196,49 @@ async fn throttled_requests_are_retried_after_retry_after() {
     assert_eq!(out.stdout, "");
     assert_eq!(server.faults().count("list", "configmaps"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auth_can_i_and_denied_requests_follow_the_deny_rules() {
+    let server = kubesim::Server::builder().start().await.unwrap();
+    let k = Kubectl::new(&server);
+    let yes = k.run(&["auth", "can-i", "create", "configmaps", "-n", "shop"]);
+    assert_eq!((yes.code, yes.stdout.trim()), (0, "yes"), "{}", yes.stderr);
+    server.authz().deny(kubesim::authz::Deny {
+        verb: Some("create".into()),
+        resource: Some("configmaps".into()),
+        namespace: Some("shop".into()),
+        ..Default::default()
+    });
+    let no = k.run(&["auth", "can-i", "create", "configmaps", "-n", "shop"]);
+    assert_eq!((no.code, no.stdout.trim()), (1, "no"), "{}", no.stderr);
+    // Another namespace, another verb: still allowed.
+    let other = k.run(&["auth", "can-i", "create", "configmaps", "-n", "default"]);
+    assert_eq!(other.stdout.trim(), "yes");
+    k.run(&["create", "namespace", "shop"]).ok();
+    let denied = k.run(&[
+        "create",
+        "configmap",
+        "c",
+        "-n",
+        "shop",
+        "--from-literal=a=b",
+    ]);
+    assert_eq!(denied.code, 1);
+    assert!(
+        denied.stderr.contains(
+            "configmaps is forbidden: User \"kubesim\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"shop\""
+        ),
+        "{}",
+        denied.stderr
+    );
+    server.authz().clear();
+    k.run(&[
+        "create",
+        "configmap",
+        "c",
+        "-n",
+        "shop",
+        "--from-literal=a=b",
+    ])
+    .ok();
+}

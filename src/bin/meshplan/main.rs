@@ -12,6 +12,7 @@ use meshplan::plan::{IstioVersion, PlanFile, StrategyKind};
 use meshplan::report::{self, Format, text::Palette};
 use meshplan::translate::{self, Options};
 
+mod progress;
 mod run;
 
 /// Exit codes, documented in the README.
@@ -138,6 +139,9 @@ enum Command {
     Status {
         /// The plan file.
         plan: PathBuf,
+        /// Where a `configmap` state backend lives (unused with the file backend).
+        #[command(flatten)]
+        cluster: ClusterArgs,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
@@ -147,6 +151,9 @@ enum Command {
     Unlock {
         /// The plan file.
         plan: PathBuf,
+        /// Where a `configmap` state backend lives (unused with the file backend).
+        #[command(flatten)]
+        cluster: ClusterArgs,
         /// The id of the run whose lock is cleared.
         #[arg(long, value_name = "ID")]
         force: String,
@@ -340,8 +347,16 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             to,
             auto_approve,
         } => run::rollback(&plan, &cluster, to.as_deref(), auto_approve),
-        Command::Status { plan, format } => run::status(&plan, format),
-        Command::Unlock { plan, force } => run::unlock(&plan, &force),
+        Command::Status {
+            plan,
+            cluster,
+            format,
+        } => run::status(&plan, &cluster, format),
+        Command::Unlock {
+            plan,
+            cluster,
+            force,
+        } => run::unlock(&plan, &cluster, &force),
         Command::Explain { code } => match findings::Code::parse(&code) {
             Some(code) => {
                 print(&meshplan::docs::finding(code, &[]));

@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use meshplan::cluster::{self, Cluster};
-use meshplan::engine::{self, EngineError, Event, Options};
+use meshplan::engine::{self, EngineError, Options};
 use meshplan::plan::{PlanFile, StateBackend};
 use meshplan::report::{self, Format, text::Palette};
 use meshplan::saved::SavedPlan;
-use meshplan::state::{self, Journal, StepState};
+use meshplan::state::{self, Journal, StepState, Store};
 use meshplan::{Error, pipeline};
 
+use super::progress::Display;
 use super::{ClusterArgs, Colors, Failure, boxed, exit, print};
 
 fn failure(error: impl Into<Error>) -> Failure {
@@ -27,25 +28,83 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime starts")
 }
 
-/// The journal and lock paths of a plan, and the engine options.
-fn options(plan: &PlanFile, concurrency: usize) -> Result<Options, Failure> {
-    if plan.spec.state.backend == StateBackend::Configmap {
-        return Err(failure(Error::Unsupported(
-            "`[state] backend = \"configmap\"` is not available in this version; use the file \
-             backend"
-                .to_owned(),
-        )));
-    }
-    let (default_journal, lock) = state::default_paths(Path::new("."), &plan.name);
-    let journal = plan.spec.state.path.clone().unwrap_or(default_journal);
-    Ok(Options {
+/// The engine options of a plan.
+fn options(plan: &PlanFile, concurrency: usize, store: Store) -> Options {
+    Options {
         concurrency,
         rollout_timeout: plan.spec.strategy.rollout_timeout.0,
         poll: Duration::from_millis(500),
-        journal,
-        lock,
+        store,
         stop: Arc::default(),
+    }
+}
+
+/// Where the plan keeps its journal and lock: local files, or its ConfigMap and Lease in the
+/// cluster (`[state] backend = "configmap"`, in `state.namespace`, by default the first source
+/// namespace).
+fn store(plan: &PlanFile, cluster: Option<&Cluster>) -> Store {
+    match (plan.spec.state.backend, cluster) {
+        (StateBackend::Configmap, Some(cluster)) => {
+            let namespace = plan
+                .spec
+                .state
+                .namespace
+                .as_ref()
+                .or(plan.spec.source.namespaces.first())
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "default".to_owned());
+            Store::cluster(cluster.client.clone(), &namespace, &plan.name)
+        }
+        _ => {
+            let (default_journal, lock) = state::default_paths(Path::new("."), &plan.name);
+            Store::files(
+                plan.spec.state.path.clone().unwrap_or(default_journal),
+                lock,
+            )
+        }
+    }
+}
+
+/// The store of a plan, connecting to the cluster only when the state lives there.
+async fn store_of(plan: &PlanFile, args: &ClusterArgs) -> Result<Store, Failure> {
+    Ok(match plan.spec.state.backend {
+        StateBackend::Configmap => store(plan, Some(&connect(plan, args).await?)),
+        StateBackend::File => store(plan, None),
     })
+}
+
+/// Checks that everything the run, and a rollback of it, will do is allowed, before anything is
+/// done.
+async fn check_run_access(
+    cluster: &Cluster,
+    graph: &meshplan::steps::StepGraph,
+    store: &Store,
+) -> Result<(), Failure> {
+    let mut needed = graph.access();
+    needed.extend(store_access(store));
+    cluster::check_access(cluster, &needed)
+        .await
+        .map_err(failure)
+}
+
+/// The permissions the state store needs, for the preflight.
+fn store_access(store: &Store) -> Vec<meshplan::steps::Access> {
+    use meshplan::steps::Access;
+    let Some(namespace) = store.namespace() else {
+        return Vec::new();
+    };
+    let namespace = Some(namespace);
+    let mut needed = Vec::new();
+    for verb in ["get", "create", "update"] {
+        needed.push(Access::new(verb, "v1", "ConfigMap", namespace));
+        needed.push(Access::new(
+            verb,
+            "coordination.k8s.io/v1",
+            "Lease",
+            namespace,
+        ));
+    }
+    needed
 }
 
 async fn connect(plan: &PlanFile, args: &ClusterArgs) -> Result<Cluster, Failure> {
@@ -88,16 +147,6 @@ fn confirm(question: &str, auto_approve: bool) -> Result<bool, Failure> {
     Ok(answer.trim() == "yes")
 }
 
-fn progress(event: Event) {
-    match event {
-        Event::Started(id) => eprintln!("▶ {id}"),
-        Event::Skipped(id) => eprintln!("= {id} (already done)"),
-        Event::Finished(id) => eprintln!("✓ {id}"),
-        Event::Failed(id, error) => eprintln!("✗ {id}: {error}"),
-        Event::Undone(id) => eprintln!("↺ {id}"),
-    }
-}
-
 /// Stops scheduling on Ctrl-C; running steps finish and are saved.
 fn stop_on_interrupt(stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
@@ -130,10 +179,10 @@ pub fn apply(
         None => PlanFile::parse(path, text).map_err(|e| boxed(e.into()))?,
     };
     let fingerprint = state::fingerprint(plan.text());
-    let mut options = options(&plan, concurrency)?;
     runtime().block_on(async {
         if !rehearse {
             let cluster = connect(&plan, args).await?;
+            let options = options(&plan, concurrency, store(&plan, Some(&cluster)));
             return apply_on(
                 &cluster,
                 &plan,
@@ -149,8 +198,11 @@ pub fn apply(
         // The rehearsal keeps its journal and lock to itself.
         let scratch =
             std::env::temp_dir().join(format!("meshplan-rehearsal-{}", std::process::id()));
-        options.journal = scratch.join("journal.json");
-        options.lock = scratch.join("lock");
+        let options = options(
+            &plan,
+            concurrency,
+            Store::files(scratch.join("journal.json"), scratch.join("lock")),
+        );
         eprintln!(
             "Rehearsal: an in-process Kubernetes API (kubesim) at {} holds the plan's source \
              manifests, a simulated istiod and the App Mesh and Istio CRDs.",
@@ -197,7 +249,11 @@ async fn apply_on(
     approval: Approval,
     colors: &Colors,
 ) -> Result<u8, Failure> {
-    let graph = match Journal::load(&options.journal, fingerprint).map_err(failure)? {
+    let mut checked = false;
+    let graph = match Journal::load(&options.store, fingerprint)
+        .await
+        .map_err(failure)?
+    {
         Some(journal) => {
             let done = journal
                 .steps
@@ -206,7 +262,7 @@ async fn apply_on(
                 .count();
             eprintln!(
                 "Resuming the run recorded in {}: {done} of {} steps done.",
-                options.journal.display(),
+                options.store.location(state::JOURNAL),
                 journal.steps.len()
             );
             journal.graph
@@ -239,6 +295,9 @@ async fn apply_on(
                 let mut planned =
                     pipeline::plan_with(plan.clone(), inventory, "the cluster".to_owned(), None)
                         .map_err(boxed)?;
+                // Before the dry runs, which need the same permissions as the real thing.
+                check_run_access(cluster, &planned.graph, &options.store).await?;
+                checked = true;
                 engine::preview(cluster, &mut planned.graph)
                     .await
                     .map_err(failure)?;
@@ -256,11 +315,16 @@ async fn apply_on(
             }
         }
     };
+    if !checked {
+        check_run_access(cluster, &graph, &options.store).await?;
+    }
     if !confirm("Apply these changes to the cluster?", approval.auto_approve)? {
         eprintln!("Apply cancelled.");
         return Ok(exit::OK);
     }
     stop_on_interrupt(options.stop.clone());
+    let display = Display::new();
+    let progress = |event| display.show(event);
     match engine::apply(cluster, &graph, fingerprint, options, &progress).await {
         Ok(journal) => {
             eprintln!(
@@ -359,14 +423,17 @@ pub fn rollback(
 ) -> Result<u8, Failure> {
     let plan = PlanFile::load(path).map_err(boxed)?;
     let fingerprint = state::fingerprint(plan.text());
-    let options = options(&plan, 1)?;
-    let Some(journal) = Journal::load(&options.journal, &fingerprint).map_err(failure)? else {
-        return Err(failure(EngineError::NothingToRollBack(
-            options.journal.clone(),
-        )));
-    };
     runtime().block_on(async {
         let cluster = connect(&plan, args).await?;
+        let options = options(&plan, 1, store(&plan, Some(&cluster)));
+        let Some(journal) = Journal::load(&options.store, &fingerprint)
+            .await
+            .map_err(failure)?
+        else {
+            return Err(failure(EngineError::NothingToRollBack(
+                options.store.location(state::JOURNAL),
+            )));
+        };
         // The plan of the rollback: each object from how it is now back to its pre-image.
         let mut out = String::from("Rollback will undo, newest step first:\n");
         for step in journal.graph.steps.iter().rev() {
@@ -396,26 +463,33 @@ pub fn rollback(
             eprintln!("Rollback cancelled.");
             return Ok(exit::OK);
         }
-        engine::rollback(&cluster, &fingerprint, to, &options, &progress)
-            .await
-            .map_err(failure)?;
+        let display = Display::new();
+        engine::rollback(&cluster, &fingerprint, to, &options, &|event| {
+            display.show(event)
+        })
+        .await
+        .map_err(failure)?;
         eprintln!("Rollback complete.");
         Ok(exit::OK)
     })
 }
 
 /// `meshplan status`.
-pub fn status(path: &Path, format: Format) -> Result<u8, Failure> {
+pub fn status(path: &Path, args: &ClusterArgs, format: Format) -> Result<u8, Failure> {
     let plan = PlanFile::load(path).map_err(boxed)?;
     let fingerprint = state::fingerprint(plan.text());
-    let options = options(&plan, 1)?;
-    let journal = Journal::load(&options.journal, &fingerprint).map_err(failure)?;
-    let holder = state::holder(&options.lock).map_err(failure)?;
+    let (store, journal, holder) = runtime().block_on(async {
+        let store = store_of(&plan, args).await?;
+        let journal = Journal::load(&store, &fingerprint).await.map_err(failure)?;
+        let holder = store.holder().await.map_err(failure)?;
+        Ok::<_, Failure>((store, journal, holder))
+    })?;
+    let location = store.location(state::JOURNAL);
     match format {
         Format::Json => {
             let doc = serde_json::json!({
                 "plan": plan.name,
-                "journal": options.journal,
+                "journal": location,
                 "lock": holder,
                 "steps": journal.as_ref().map(|j| &j.steps),
             });
@@ -425,11 +499,7 @@ pub fn status(path: &Path, format: Format) -> Result<u8, Failure> {
             ));
         }
         Format::Text => {
-            let mut out = format!(
-                "Plan {} — journal {}\n",
-                plan.name,
-                options.journal.display()
-            );
+            let mut out = format!("Plan {} — journal {location}\n", plan.name);
             match &journal {
                 None => out.push_str("  no run yet: `meshplan apply` starts one\n"),
                 Some(journal) => {
@@ -456,10 +526,14 @@ pub fn status(path: &Path, format: Format) -> Result<u8, Failure> {
             }
             match holder {
                 Some(h) => out.push_str(&format!(
-                    "Lock: held by run {} (pid {} on {}, since {})\n",
-                    h.id, h.pid, h.host, h.since
+                    "Lock ({}): held by run {} (pid {} on {}, since {})\n",
+                    store.lock_location(),
+                    h.id,
+                    h.pid,
+                    h.host,
+                    h.since
                 )),
-                None => out.push_str("Lock: free\n"),
+                None => out.push_str(&format!("Lock ({}): free\n", store.lock_location())),
             }
             print(&out);
         }
@@ -468,10 +542,13 @@ pub fn status(path: &Path, format: Format) -> Result<u8, Failure> {
 }
 
 /// `meshplan unlock --force ID`.
-pub fn unlock(path: &Path, id: &str) -> Result<u8, Failure> {
+pub fn unlock(path: &Path, args: &ClusterArgs, id: &str) -> Result<u8, Failure> {
     let plan = PlanFile::load(path).map_err(boxed)?;
-    let options = options(&plan, 1)?;
-    match state::force_unlock(&options.lock, id).map_err(failure)? {
+    let cleared = runtime().block_on(async {
+        let store = store_of(&plan, args).await?;
+        store.force_unlock(id).await.map_err(failure)
+    })?;
+    match cleared {
         Some(holder) => eprintln!(
             "Cleared the lock of run {} (pid {} on {}).",
             holder.id, holder.pid, holder.host

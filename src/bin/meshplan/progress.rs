@@ -1,0 +1,65 @@
+//! What a run shows as it goes: a line per step event, and on a terminal a live line per rollout
+//! being waited for (replica counts), cleared when the step ends.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use meshplan::engine::Event;
+
+/// Shows engine events on stderr.
+pub struct Display {
+    /// Live lines, only when stderr is a terminal.
+    live: Option<MultiProgress>,
+    bars: Mutex<BTreeMap<String, ProgressBar>>,
+}
+
+impl Display {
+    /// A display for stderr: live lines on a terminal, plain lines elsewhere (logs, CI).
+    pub fn new() -> Self {
+        Display {
+            live: std::io::stderr().is_terminal().then(MultiProgress::new),
+            bars: Mutex::default(),
+        }
+    }
+
+    /// Shows one event.
+    pub fn show(&self, event: Event) {
+        let (id, line) = match event {
+            Event::Progress(id, message) => {
+                // Off a terminal, progress would only be noise between the step lines.
+                if let Some(live) = &self.live {
+                    let mut bars = self.bars.lock().expect("display lock");
+                    let bar = bars.entry(id.clone()).or_insert_with(|| {
+                        let bar = live.add(ProgressBar::new_spinner());
+                        bar.set_style(
+                            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                                .expect("the template is valid"),
+                        );
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        bar
+                    });
+                    bar.set_message(format!("{id}: {message}"));
+                }
+                return;
+            }
+            Event::Started(id) => (id.clone(), format!("▶ {id}")),
+            Event::Skipped(id) => (id.clone(), format!("= {id} (already done)")),
+            Event::Finished(id) => (id.clone(), format!("✓ {id}")),
+            Event::Failed(id, error) => (id.clone(), format!("✗ {id}: {error}")),
+            Event::Undone(id) => (id.clone(), format!("↺ {id}")),
+        };
+        match &self.live {
+            Some(live) => {
+                if let Some(bar) = self.bars.lock().expect("display lock").remove(&id) {
+                    bar.finish_and_clear();
+                    live.remove(&bar);
+                }
+                let _ = live.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+}
