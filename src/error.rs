@@ -36,6 +36,9 @@ pub enum Error {
     /// The lock could not be taken or cleared.
     #[error(transparent)]
     Lock(#[from] crate::state::LockError),
+    /// A health gate could not be evaluated.
+    #[error(transparent)]
+    Gate(#[from] crate::gates::GateError),
     /// A saved plan could not be used.
     #[error(transparent)]
     Saved(#[from] crate::saved::SavedError),

@@ -10,6 +10,7 @@ pub mod diff;
 pub mod docs;
 pub mod engine;
 pub mod findings;
+pub mod gates;
 pub mod inventory;
 pub mod istio;
 pub mod object;

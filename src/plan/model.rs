@@ -303,16 +303,18 @@ pub struct Gate {
     pub name: String,
     /// Built-in or custom check.
     pub kind: GateKind,
-    /// PromQL for `kind = "query"`.
+    /// PromQL for `kind = "query"`, or the App Mesh side's query for `kind = "comparative"`; may use
+    /// `{{namespace}}`, `{{source_namespace}}`, `{{service}}` and `{{window}}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
-    /// Lowest passing value.
+    /// Lowest passing value (`success-rate` defaults to 0.99 when neither `min` nor `max` is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
     /// Highest passing value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
-    /// Largest allowed difference from the App Mesh side (`kind = "comparative"`).
+    /// How far below the App Mesh side's success rate the Istio side's may be, 0 to 1
+    /// (`kind = "comparative"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<f64>,
     /// Range the query looks back over.

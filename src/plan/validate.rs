@@ -323,18 +323,20 @@ fn check_ramp<'a>(ramp: &'a Ramp, kind: StrategyKind, p: &mut Problems<'a>) {
 
 fn check_gate<'a>(i: usize, gate: &'a Gate, ramp: &'a Ramp, p: &mut Problems<'a>) {
     let at = |key: &'a str| vec![Key("ramp"), Key("gates"), Index(i), Key(key)];
-    if ramp.gates[..i].iter().any(|g| g.name == gate.name) {
+    let name = &gate.name;
+    if ramp.gates[..i].iter().any(|g| g.name == *name) {
         p.value(
             &at("name"),
-            format!("gate name `{}` is used twice", gate.name),
-            "",
+            format!("gate name `{name}` is used twice"),
+            "give every gate its own name: status and reports tell gates apart by name",
         );
     }
-    let (needs, forbids): (&[&str], &[&str]) = match gate.kind {
-        GateKind::SuccessRate => (&["min"], &["query", "tolerance"]),
-        GateKind::LatencyP99 => (&["max"], &["query", "tolerance"]),
-        GateKind::Query => (&["query"], &["tolerance"]),
-        GateKind::Comparative => (&["tolerance"], &["query", "min", "max"]),
+    let kind = serde_json::to_value(gate.kind).expect("gate kinds serialise");
+    let kind = kind.as_str().unwrap_or_default();
+    let forbids: &[&str] = match gate.kind {
+        GateKind::SuccessRate | GateKind::LatencyP99 => &["query", "tolerance"],
+        GateKind::Query => &["tolerance"],
+        GateKind::Comparative => &["min", "max"],
     };
     let set = |key: &str| match key {
         "query" => gate.query.is_some(),
@@ -342,46 +344,82 @@ fn check_gate<'a>(i: usize, gate: &'a Gate, ramp: &'a Ramp, p: &mut Problems<'a>
         "max" => gate.max.is_some(),
         _ => gate.tolerance.is_some(),
     };
-    let kind = serde_json::to_value(gate.kind).expect("gate kinds serialise");
-    let kind = kind.as_str().unwrap_or_default();
-    for key in needs.iter().filter(|k| !set(k)) {
-        p.key(
-            &at("kind"),
-            format!("gate `{}` of kind `{kind}` needs `{key}`", gate.name),
-            "",
-        );
-    }
     for key in forbids.iter().copied().filter(|k| set(k)) {
         p.key(
             &at(key),
             format!("`{key}` is not used by a gate of kind `{kind}`"),
-            "",
+            match gate.kind {
+                GateKind::Comparative => {
+                    "a comparative gate passes when Istio's success rate >= App Mesh's - `tolerance`; remove the key"
+                }
+                _ => "remove the key, or change the gate's kind",
+            },
         );
     }
-    if gate.kind == GateKind::Query && gate.min.is_none() && gate.max.is_none() {
-        p.key(
-            &at("kind"),
-            format!(
-                "gate `{}` needs a threshold: `min`, `max` or both",
-                gate.name
+    match gate.kind {
+        GateKind::SuccessRate => {}
+        GateKind::LatencyP99 => {
+            if gate.max.is_none() {
+                p.key(
+                    &at("kind"),
+                    format!("gate `{name}` of kind `latency-p99` needs `max`"),
+                    "set the highest passing 99th percentile latency in milliseconds, e.g. `max = 250`",
+                );
+            }
+        }
+        GateKind::Query => {
+            if gate.query.is_none() {
+                p.key(
+                    &at("kind"),
+                    format!("gate `{name}` of kind `query` needs `query`"),
+                    "write the PromQL, e.g. `query = 'sum(rate(http_requests_total{namespace=\"{{namespace}}\"}[{{window}}]))'`",
+                );
+            }
+            if gate.min.is_none() && gate.max.is_none() {
+                p.key(
+                    &at("kind"),
+                    format!("gate `{name}` of kind `query` needs a threshold: `min`, `max` or both"),
+                    "the gate passes when min <= value <= max; set at least one of them",
+                );
+            }
+        }
+        GateKind::Comparative => match gate.tolerance {
+            None => p.key(
+                &at("kind"),
+                format!("gate `{name}` of kind `comparative` needs `tolerance`"),
+                "set how far below App Mesh's success rate Istio's may be, e.g. `tolerance = 0.01`",
             ),
-            "",
-        );
+            Some(t) if !(0.0..=1.0).contains(&t) => p.value(
+                &at("tolerance"),
+                format!("gate `{name}` has tolerance {t}, outside 0..=1"),
+                "the tolerance is a difference of success rates (shares of 1), e.g. `tolerance = 0.01`",
+            ),
+            Some(_) => {}
+        },
     }
     if let (Some(min), Some(max)) = (gate.min, gate.max)
         && min > max
     {
         p.value(
             &at("min"),
-            format!("gate `{}` has min {min} above max {max}", gate.name),
-            "",
+            format!("gate `{name}` has min {min} above max {max}"),
+            "no value could pass: swap them or lower `min`",
+        );
+    }
+    if let Some(query) = &gate.query
+        && let Err(err) = crate::gates::queries::check(query)
+    {
+        p.value(
+            &at("query"),
+            format!("gate `{name}`: {err}"),
+            &format!("a query may use {}", crate::gates::queries::valid_list()),
         );
     }
     if gate.window.0.is_zero() {
         p.value(
             &at("window"),
-            "a gate window must be longer than 0s".to_owned(),
-            "",
+            format!("gate `{name}` has a window of 0s"),
+            "the window is the range the query looks back over, e.g. `window = \"1m\"`",
         );
     }
 }

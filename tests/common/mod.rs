@@ -1,6 +1,8 @@
 //! Shared test support: the CRD folder and validation of objects against CRD schemas.
 #![allow(dead_code)]
 
+pub mod prometheus;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
