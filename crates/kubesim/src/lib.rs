@@ -30,6 +30,15 @@
 //! JSON), `DELETE /kubesim/faults`, `GET /kubesim/counters`, `POST /kubesim/compact` (forget the
 //! watch history so old resourceVersions get `410 Expired`), `POST`/`DELETE /kubesim/deny`
 //! (take permissions away: [`authz`]; `SelfSubjectAccessReview`s answer the same rules).
+//!
+//! Simulated mesh telemetry ([`telemetry`]): `GET /metrics` serves synthetic Istio
+//! (`istio_requests_total`, `istio_request_duration_milliseconds`) and App Mesh Envoy
+//! (`envoy_cluster_upstream_rq`, `envoy_cluster_upstream_rq_time`) metrics for the running pods
+//! with sidecars, in the Prometheus text format, for a real Prometheus to scrape. Their request
+//! rate, error rate and latency are set per namespace with [`RunningServer::traffic`] or
+//! `POST /kubesim/traffic` (`{"namespace": "shop", "errorRate": 0.5}`); `GET /kubesim/traffic`
+//! lists the settings and `DELETE /kubesim/traffic` restores the defaults. Like the admin
+//! endpoints, `/metrics` needs no bearer token.
 
 #![warn(missing_docs)]
 
@@ -55,6 +64,7 @@ pub mod server;
 pub mod shape;
 pub mod store;
 pub mod table;
+pub mod telemetry;
 pub mod validate;
 pub mod watch;
 
@@ -62,3 +72,4 @@ pub use error::{ApiError, Cause};
 pub use faults::{Action, Faults, Rule};
 pub use server::{RunningServer, Server, ServerBuilder, ServerError};
 pub use store::Store;
+pub use telemetry::{Traffic, TrafficSettings};

@@ -18,6 +18,7 @@ use crate::load;
 use crate::openapi;
 use crate::route::{self, Route};
 use crate::store::Store;
+use crate::telemetry::{self, Traffic};
 
 /// Errors starting or loading a server.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +77,8 @@ pub struct App {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// How often watches that allow bookmarks get one.
     pub bookmark_interval: std::time::Duration,
+    /// The simulated mesh traffic behind `/metrics`.
+    pub traffic: Arc<Traffic>,
 }
 
 /// Configures and starts a kubesim server.
@@ -192,6 +195,7 @@ impl ServerBuilder {
             authz: Arc::default(),
             closing: tokio::sync::watch::channel(false).0,
             bookmark_interval: self.bookmark_interval,
+            traffic: Arc::default(),
         });
         let (tx, rx) = oneshot::channel::<()>();
         let controllers = controllers::spawn(store.clone(), self.controllers.clone());
@@ -250,6 +254,12 @@ impl RunningServer {
     /// The deny rules: requests they match get 403, as from RBAC.
     pub fn authz(&self) -> &Arc<crate::authz::Authz> {
         &self.app.authz
+    }
+
+    /// The simulated mesh traffic served at `/metrics`: per-namespace request rate, error rate
+    /// and latency.
+    pub fn traffic(&self) -> &Arc<Traffic> {
+        &self.app.traffic
     }
 
     /// A kubeconfig pointing at this server (context `kubesim`, namespace `default`).
@@ -339,6 +349,14 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
     let path = parts.uri.path().to_string();
     let query = route::query(parts.uri.query());
     let route = route::parse(&path);
+    // Prometheus scrapes without the API's bearer token, as from a sidecar's own port.
+    if path == "/metrics" {
+        return if parts.method == Method::GET {
+            telemetry::metrics(&app.traffic, &app.store)
+        } else {
+            error_response(&ApiError::method_not_allowed())
+        };
+    }
     // The admin endpoints belong to the test harness, not the API, so they bypass auth.
     if path.starts_with("/kubesim/") {
         let bytes = axum::body::to_bytes(body, 1024 * 1024)
@@ -346,6 +364,9 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
             .unwrap_or_default();
         if path == "/kubesim/deny" && matches!(parts.method, Method::POST | Method::DELETE) {
             return crate::authz::admin(&app.authz, parts.method == Method::DELETE, &bytes);
+        }
+        if path == "/kubesim/traffic" {
+            return telemetry::admin(&app.traffic, &parts.method, &bytes);
         }
         if let Some(resp) = crate::faults::admin(&app, &parts.method, &path, &bytes) {
             return resp;
