@@ -13,6 +13,16 @@ pub const GROUP: &str = "appmesh.k8s.aws";
 /// The App Mesh API version meshplan reads.
 pub const API_VERSION: &str = "appmesh.k8s.aws/v1beta2";
 
+/// The namespaced kinds with their plurals, entry points first: the order to delete them in.
+pub const NAMESPACED_KINDS: &[(&str, &str)] = &[
+    ("VirtualGateway", "virtualgateways"),
+    ("GatewayRoute", "gatewayroutes"),
+    ("VirtualService", "virtualservices"),
+    ("VirtualRouter", "virtualrouters"),
+    ("VirtualNode", "virtualnodes"),
+    ("BackendGroup", "backendgroups"),
+];
+
 /// An App Mesh object: metadata and a spec.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Object<S> {

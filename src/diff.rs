@@ -20,18 +20,14 @@ pub const MASK: &str = "(sensitive value)";
 
 /// The object as compared: no status or server-set metadata, Secret data masked, keys sorted.
 pub fn normalise(object: &Value) -> Value {
-    let mut value = sort_keys(object);
+    let mut value = sort_keys(&strip_server_fields(object));
     if let Value::Object(map) = &mut value {
-        map.remove("status");
-        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-            for key in SERVER_METADATA {
-                meta.remove(*key);
-            }
-            if let Some(Value::Object(annotations)) = meta.get_mut("annotations") {
-                annotations.remove(LAST_APPLIED);
-                if annotations.is_empty() {
-                    meta.remove("annotations");
-                }
+        if let Some(Value::Object(meta)) = map.get_mut("metadata")
+            && let Some(Value::Object(annotations)) = meta.get_mut("annotations")
+        {
+            annotations.remove(LAST_APPLIED);
+            if annotations.is_empty() {
+                meta.remove("annotations");
             }
         }
         if map.get("kind").and_then(Value::as_str) == Some("Secret")
@@ -43,6 +39,20 @@ pub fn normalise(object: &Value) -> Value {
                         *v = Value::String(MASK.to_owned());
                     }
                 }
+            }
+        }
+    }
+    value
+}
+
+/// The object without what the server sets (status, server metadata), ready to be created again.
+pub fn strip_server_fields(object: &Value) -> Value {
+    let mut value = object.clone();
+    if let Value::Object(map) = &mut value {
+        map.remove("status");
+        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
+            for key in SERVER_METADATA {
+                meta.remove(*key);
             }
         }
     }

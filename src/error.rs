@@ -39,6 +39,9 @@ pub enum Error {
     /// A health gate could not be evaluated.
     #[error(transparent)]
     Gate(#[from] crate::gates::GateError),
+    /// A ramp tick could not be carried out.
+    #[error(transparent)]
+    Ramp(#[from] crate::ramp::tick::RampError),
     /// A saved plan could not be used.
     #[error(transparent)]
     Saved(#[from] crate::saved::SavedError),

@@ -61,6 +61,12 @@ pub struct Inventory {
     pub services: Vec<Item<Service>>,
     /// Deployments.
     pub deployments: Vec<Item<Deployment>>,
+    /// ConfigMaps (cloned by a parallel-namespace migration).
+    pub config_maps: Vec<Item<Value>>,
+    /// ServiceAccounts (cloned by a parallel-namespace migration).
+    pub service_accounts: Vec<Item<Value>>,
+    /// Secrets (cloned only with `clone_secrets`; from a cluster, their metadata only).
+    pub secrets: Vec<Item<Value>>,
     /// App Mesh meshes.
     pub meshes: Vec<Item<Mesh>>,
     /// App Mesh virtual nodes.
@@ -238,11 +244,10 @@ impl Inventory {
             (appmesh::API_VERSION, "BackendGroup") => {
                 typed(item, &mut self.backend_groups, invalid)
             }
-            _ => self.other.push(Item {
-                value: item.raw.clone(),
-                raw: item.raw,
-                origin: item.origin,
-            }),
+            ("v1", "ConfigMap") => self.config_maps.push(untyped(item)),
+            ("v1", "ServiceAccount") => self.service_accounts.push(untyped(item)),
+            ("v1", "Secret") => self.secrets.push(untyped(item)),
+            _ => self.other.push(untyped(item)),
         }
         Ok(())
     }
@@ -252,6 +257,9 @@ impl Inventory {
         self.namespaces.len()
             + self.services.len()
             + self.deployments.len()
+            + self.config_maps.len()
+            + self.service_accounts.len()
+            + self.secrets.len()
             + self.meshes.len()
             + self.virtual_nodes.len()
             + self.virtual_services.len()
@@ -266,6 +274,15 @@ impl Inventory {
     /// True when nothing was read.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// An object kept as read.
+fn untyped(item: Item<()>) -> Item<Value> {
+    Item {
+        value: item.raw.clone(),
+        raw: item.raw,
+        origin: item.origin,
     }
 }
 

@@ -17,6 +17,9 @@ pub struct StepGraph {
     pub strategy: StrategyKind,
     /// Steps in a valid execution order.
     pub steps: Vec<Step>,
+    /// The traffic entry a parallel-namespace migration puts in front of both sides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<crate::entry::Entry>,
 }
 
 /// One step: an action and the object changes it makes.
@@ -80,6 +83,21 @@ pub enum Action {
     },
     /// Delete every object in `changes`.
     Delete,
+    /// Wait until Deployments just created have rolled out.
+    WaitRollout {
+        /// Namespace.
+        namespace: String,
+        /// Deployment names.
+        deployments: Vec<String>,
+    },
+    /// Copy the Secrets in `changes` from `from` into `to` when the step runs, so their data is
+    /// never part of a plan, a saved plan or the journal.
+    CloneSecrets {
+        /// Source namespace.
+        from: String,
+        /// Target namespace.
+        to: String,
+    },
 }
 
 /// One object change.
@@ -216,7 +234,12 @@ impl StepGraph {
                     let object = ObjectRef::new("v1", "Namespace", None, namespace);
                     needed.extend(["get", "patch"].map(|verb| Access::on(verb, &object)));
                 }
-                Action::Restart { namespace, .. } | Action::VerifySidecars { namespace, .. } => {
+                Action::CloneSecrets { from, .. } => {
+                    needed.insert(Access::new("get", "v1", "Secret", Some(from.as_str())));
+                }
+                Action::Restart { namespace, .. }
+                | Action::VerifySidecars { namespace, .. }
+                | Action::WaitRollout { namespace, .. } => {
                     let deployments =
                         |verb| Access::new(verb, "apps/v1", "Deployment", Some(namespace.as_str()));
                     needed.extend([deployments("get"), deployments("patch")]);
@@ -304,6 +327,7 @@ mod tests {
             plan: "p".to_owned(),
             strategy: StrategyKind::InPlace,
             steps,
+            entry: None,
         }
     }
 

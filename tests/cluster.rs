@@ -18,7 +18,7 @@ async fn the_live_inventory_translates_like_the_manifests() {
         .await
         .unwrap();
     let namespaces = vec!["howto-k8s-http2".to_owned()];
-    let live = meshplan::cluster::inventory(&client, &namespaces)
+    let live = meshplan::cluster::inventory(&client, &namespaces, false)
         .await
         .unwrap();
     let files = Inventory::from_paths(&[root().join("examples/howto-k8s-http2")]).unwrap();

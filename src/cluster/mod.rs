@@ -6,7 +6,7 @@ mod ops;
 mod retry;
 
 pub use access::check_access;
-pub use ops::{Cluster, FIELD_MANAGER, strip_server_fields};
+pub use ops::{Cluster, FIELD_MANAGER};
 pub use retry::{retry, retry_when, transient, unavailable};
 
 use std::path::Path;
@@ -78,6 +78,19 @@ pub async fn connect(
     })
 }
 
+/// Connects as the pod's service account (the in-cluster configuration), ignoring kubeconfigs.
+pub async fn connect_in_cluster() -> Result<Client, ClusterError> {
+    let config = Config::incluster().map_err(|e| {
+        ClusterError::Config(format!(
+            "{e}: `--in-cluster` works inside a pod with a service account token"
+        ))
+    })?;
+    Client::try_from(config).map_err(|e| ClusterError::Api {
+        what: "creating the client".to_owned(),
+        source: e,
+    })
+}
+
 /// Connects with kubeconfig text (used with an in-process kubesim).
 pub async fn connect_yaml(kubeconfig: &str) -> Result<Client, ClusterError> {
     let file =
@@ -94,6 +107,8 @@ pub async fn connect_yaml(kubeconfig: &str) -> Result<Client, ClusterError> {
 /// The namespaced kinds read per namespace, with their plural names.
 const NAMESPACED: &[(&str, &str, &str, &str)] = &[
     ("", "v1", "Service", "services"),
+    ("", "v1", "ConfigMap", "configmaps"),
+    ("", "v1", "ServiceAccount", "serviceaccounts"),
     ("apps", "v1", "Deployment", "deployments"),
     (appmesh::GROUP, "v1beta2", "VirtualNode", "virtualnodes"),
     (
@@ -117,8 +132,13 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
-/// Reads the App Mesh objects and workloads of `namespaces` (and the cluster's Meshes).
-pub async fn inventory(client: &Client, namespaces: &[String]) -> Result<Inventory, ClusterError> {
+/// Reads the App Mesh objects and workloads of `namespaces` (and the cluster's Meshes); with
+/// `secrets`, the metadata of their Secrets too (never their data).
+pub async fn inventory(
+    client: &Client,
+    namespaces: &[String],
+    secrets: bool,
+) -> Result<Inventory, ClusterError> {
     let mut inventory = Inventory::default();
     let mut index = 0;
     let mut add = |inventory: &mut Inventory,
@@ -183,16 +203,34 @@ pub async fn inventory(client: &Client, namespaces: &[String]) -> Result<Invento
                 add(&mut inventory, object, &ar)?;
             }
         }
+        if secrets {
+            let ar = resource("", "v1", "Secret", "secrets");
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
+            let params = ListParams::default();
+            let items = retry(|| api.list_metadata(&params))
+                .await
+                .map_err(list(format!("listing secrets in {namespace}")))?;
+            for item in items {
+                let object = DynamicObject {
+                    types: None,
+                    metadata: item.metadata,
+                    data: Value::Object(Default::default()),
+                };
+                add(&mut inventory, object, &ar)?;
+            }
+        }
     }
     Ok(inventory)
 }
 
 /// Checks, before anything is read or changed, that the cluster serves what the migration needs:
-/// the App Mesh CRDs, the Istio CRDs (when `istio`), and the namespaces in scope.
+/// the App Mesh CRDs, the Istio CRDs (when `istio`), the namespaces in scope, and that this user
+/// may read them (with `secrets`, their Secrets' metadata too).
 pub async fn preflight(
     cluster: &Cluster,
     namespaces: &[String],
     istio: bool,
+    secrets: bool,
 ) -> Result<(), ClusterError> {
     use crate::object::ObjectRef;
     let appmesh = ObjectRef::new(appmesh::API_VERSION, "VirtualNode", Some("default"), "x");
@@ -231,6 +269,9 @@ pub async fn preflight(
                 format!("{group}/{version}")
             };
             reads.push(Access::new("list", &api_version, kind, Some(namespace)));
+        }
+        if secrets {
+            reads.push(Access::new("list", "v1", "Secret", Some(namespace)));
         }
     }
     check_access(cluster, &reads).await?;

@@ -75,6 +75,30 @@ impl Cluster {
         Ok(found.map(|o| with_type(o, object)))
     }
 
+    /// The objects of a kind (that of `probe`) in `probe`'s namespace, or cluster-wide.
+    pub async fn list(&self, probe: &ObjectRef) -> Result<Vec<ObjectRef>, ClusterError> {
+        let api = self.api(probe).await?;
+        let params = kube::api::ListParams::default();
+        let list = retry(|| api.list(&params))
+            .await
+            .map_err(|source| ClusterError::Api {
+                what: format!("listing {} {}", probe.api_version, probe.kind),
+                source,
+            })?;
+        Ok(list
+            .items
+            .iter()
+            .map(|o| {
+                ObjectRef::new(
+                    &probe.api_version,
+                    &probe.kind,
+                    o.metadata.namespace.as_deref(),
+                    o.metadata.name.as_deref().unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
     /// Server-side apply of a whole object, as its owner (`force`: take over conflicting fields).
     pub async fn apply(&self, desired: &Value) -> Result<Value, ClusterError> {
         let object = ObjectRef::of(desired);
@@ -144,6 +168,33 @@ impl Cluster {
         Ok(with_type(patched, object))
     }
 
+    /// Merge-patches an object on the condition that it is still at `resource_version`: a 409
+    /// Conflict (someone changed it since it was read) is returned, not retried.
+    pub async fn merge_unchanged(
+        &self,
+        object: &ObjectRef,
+        patch: &Value,
+        resource_version: &str,
+    ) -> Result<Value, ClusterError> {
+        let api = self.api(object).await?;
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        let mut patch = patch.clone();
+        patch["metadata"]["resourceVersion"] = Value::String(resource_version.to_owned());
+        let patch = Patch::Merge(&patch);
+        let patched = super::retry_when(super::unavailable, || {
+            api.patch(&object.name, &params, &patch)
+        })
+        .await
+        .map_err(|source| ClusterError::Api {
+            what: format!("patching {object}"),
+            source,
+        })?;
+        Ok(with_type(patched, object))
+    }
+
     /// Creates an object.
     pub async fn create(&self, value: &Value) -> Result<(), ClusterError> {
         let object = ObjectRef::of(value);
@@ -183,28 +234,5 @@ fn with_type(object: DynamicObject, r: &ObjectRef) -> Value {
     let mut value = serde_json::to_value(object).expect("objects serialise");
     value["apiVersion"] = Value::String(r.api_version.clone());
     value["kind"] = Value::String(r.kind.clone());
-    value
-}
-
-/// The object without what the server sets, ready to be created again.
-pub fn strip_server_fields(object: &Value) -> Value {
-    let mut value = object.clone();
-    if let Value::Object(map) = &mut value {
-        map.remove("status");
-        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-            for key in [
-                "managedFields",
-                "resourceVersion",
-                "uid",
-                "creationTimestamp",
-                "generation",
-                "selfLink",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-            ] {
-                meta.remove(key);
-            }
-        }
-    }
     value
 }

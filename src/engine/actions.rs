@@ -3,7 +3,8 @@
 use serde_json::{Map, Value, json};
 
 use super::Options;
-use crate::cluster::{Cluster, ClusterError, strip_server_fields};
+use crate::cluster::{Cluster, ClusterError};
+use crate::diff::strip_server_fields;
 use crate::diff::{merge_patch, normalise};
 use crate::object::ObjectRef;
 use crate::state::PreImage;
@@ -176,6 +177,37 @@ pub async fn act(
             }
             Ok(())
         }
+        Action::WaitRollout {
+            namespace,
+            deployments,
+        } => {
+            for deployment in deployments {
+                wait_rollout(cluster, namespace, deployment, options, progress).await?;
+            }
+            Ok(())
+        }
+        Action::CloneSecrets { from, .. } => {
+            for change in &step.changes {
+                if cluster.get(&change.object).await?.is_some() {
+                    continue;
+                }
+                let source = ObjectRef::new("v1", "Secret", Some(from), &change.object.name);
+                let secret = cluster.get(&source).await?.ok_or_else(|| {
+                    ClusterError::Check(format!(
+                        "Secret {from}/{} is gone since the plan was made",
+                        change.object.name
+                    ))
+                })?;
+                let mut copy = strip_server_fields(&secret);
+                copy["metadata"]["namespace"] =
+                    Value::String(change.object.namespace.clone().unwrap_or_default());
+                if let Some(meta) = copy["metadata"].as_object_mut() {
+                    meta.remove("ownerReferences");
+                }
+                cluster.create(&copy).await?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -204,6 +236,19 @@ async fn restart_with(
     patch["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] =
         Value::String(jiff::Timestamp::now().to_string());
     cluster.merge(&object, &patch).await?;
+    wait_rollout(cluster, namespace, name, options, progress).await
+}
+
+/// Waits until a Deployment has rolled out, reporting replica counts; bounded by the plan's
+/// rollout timeout.
+async fn wait_rollout(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    options: &Options,
+    progress: Progress<'_>,
+) -> Result<(), ClusterError> {
+    let object = ObjectRef::new("apps/v1", "Deployment", Some(namespace), name);
     let deadline = tokio::time::Instant::now() + options.rollout_timeout;
     loop {
         let current = cluster.get(&object).await?.ok_or_else(|| {

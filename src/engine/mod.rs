@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
 use crate::cluster::{Cluster, ClusterError};
-use crate::state::{Holder, Journal, LockError, StateError, StepState, Store};
+use crate::state::{Journal, LockError, StateError, StepState, Store};
 use crate::steps::{Action, StepGraph};
 
 /// How the engine runs.
@@ -93,19 +93,6 @@ pub enum EngineError {
 
 type Report<'a> = &'a (dyn Fn(Event) + Send + Sync);
 
-/// Runs `work` holding the plan's lock, and releases the lock whatever the outcome.
-async fn locked<T>(
-    options: &Options,
-    work: impl Future<Output = Result<T, EngineError>>,
-) -> Result<T, EngineError> {
-    let lock = options.store.lock(Holder::current()).await?;
-    let result = work.await;
-    let released = lock.release().await;
-    let value = result?;
-    released?;
-    Ok(value)
-}
-
 /// Applies the graph, resuming from the journal when there is one.
 pub async fn apply(
     cluster: &Cluster,
@@ -114,11 +101,10 @@ pub async fn apply(
     options: &Options,
     report: Report<'_>,
 ) -> Result<Journal, EngineError> {
-    locked(
-        options,
-        apply_locked(cluster, graph, fingerprint, options, report),
-    )
-    .await
+    options
+        .store
+        .locked(apply_locked(cluster, graph, fingerprint, options, report))
+        .await
 }
 
 async fn apply_locked(
@@ -260,11 +246,10 @@ pub async fn rollback(
     options: &Options,
     report: Report<'_>,
 ) -> Result<Journal, EngineError> {
-    locked(
-        options,
-        rollback_locked(cluster, fingerprint, to, options, report),
-    )
-    .await
+    options
+        .store
+        .locked(rollback_locked(cluster, fingerprint, to, options, report))
+        .await
 }
 
 async fn rollback_locked(
@@ -337,25 +322,45 @@ async fn rollback_locked(
 /// surface before anything is applied.
 pub async fn preview(cluster: &Cluster, graph: &mut StepGraph) -> Result<(), ClusterError> {
     use crate::steps::ChangeAction;
+    // The server cannot dry-run into a namespace an earlier step creates: shown as planned.
+    let new_namespaces: BTreeSet<String> = graph
+        .steps
+        .iter()
+        .flat_map(|s| &s.changes)
+        .filter(|c| c.action == ChangeAction::Create && c.object.kind == "Namespace")
+        .map(|c| c.object.name.clone())
+        .collect();
     for step in &mut graph.steps {
         // A restart's template change is applied with the restart; shown as planned.
-        if matches!(step.action, Action::Restart { .. }) {
+        // Secrets are copied at run time; their plan entries carry metadata only.
+        if matches!(
+            step.action,
+            Action::Restart { .. } | Action::CloneSecrets { .. }
+        ) {
             continue;
         }
         for change in &mut step.changes {
             let Some(after) = &change.after else { continue };
+            if change
+                .object
+                .namespace
+                .as_ref()
+                .is_some_and(|n| new_namespaces.contains(n))
+            {
+                continue;
+            }
             let server = match (change.action, &change.before) {
                 (ChangeAction::Create, _) => cluster.dry_run_apply(after).await?,
                 (ChangeAction::Update, Some(before)) => {
                     let patch = crate::diff::merge_patch(
-                        &crate::cluster::strip_server_fields(before),
-                        &crate::cluster::strip_server_fields(after),
+                        &crate::diff::strip_server_fields(before),
+                        &crate::diff::strip_server_fields(after),
                     );
                     cluster.dry_run_merge(&change.object, &patch).await?
                 }
                 _ => continue,
             };
-            change.after = Some(crate::cluster::strip_server_fields(&server));
+            change.after = Some(crate::diff::strip_server_fields(&server));
         }
     }
     Ok(())

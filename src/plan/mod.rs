@@ -119,6 +119,21 @@ impl PlanFile {
         self.path.parent().unwrap_or(Path::new("."))
     }
 
+    /// The namespaces in scope, as strings.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.spec
+            .source
+            .namespaces
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    /// True when the migration clones Secrets, so the source's Secrets must be read.
+    pub fn clones_secrets(&self, strategy: StrategyKind) -> bool {
+        strategy == StrategyKind::ParallelNamespace && self.spec.strategy.clone_secrets
+    }
+
     /// The exact text of the plan file (its fingerprint is taken over this).
     pub fn text(&self) -> &str {
         &self.text

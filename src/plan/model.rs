@@ -264,6 +264,19 @@ pub struct Ramp {
     pub gates: Vec<Gate>,
 }
 
+impl Default for Ramp {
+    fn default() -> Self {
+        Ramp {
+            steps: default_ramp_steps(),
+            interval: default_ramp_interval(),
+            max_failed_checks: default_max_failed_checks(),
+            no_data: NoData::default(),
+            prometheus: None,
+            gates: Vec::new(),
+        }
+    }
+}
+
 fn default_ramp_steps() -> Vec<Percent> {
     serde_json::from_str("[5, 25, 50, 100]").expect("the default ramp steps are valid")
 }

@@ -148,6 +148,7 @@ mod tests {
             plan: "color".to_owned(),
             strategy: crate::plan::StrategyKind::InPlace,
             steps: Vec::new(),
+            entry: None,
         };
         let mut journal = Journal::new(&graph, "abc");
         journal.step("routing").state = StepState::Running;

@@ -158,6 +158,19 @@ impl Store {
         }
     }
 
+    /// Runs `work` holding the plan's lock, and releases the lock whatever the outcome.
+    pub async fn locked<T, E: From<LockError>>(
+        &self,
+        work: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let lock = self.lock(Holder::current()).await?;
+        let result = work.await;
+        let released = lock.release().await;
+        let value = result?;
+        released?;
+        Ok(value)
+    }
+
     /// Who holds the lock, if anyone.
     pub async fn holder(&self) -> Result<Option<Holder>, LockError> {
         match self {

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{access_logging, injection_labels, peer_authentication};
+use super::{access_logging, create, injection_labels, peer_authentication};
 use crate::inventory::Inventory;
 use crate::istio::ApiVersions;
 use crate::object::ObjectRef;
@@ -224,15 +224,7 @@ pub(super) fn build(
         plan: plan.name.clone(),
         strategy: StrategyKind::InPlace,
         steps,
-    }
-}
-
-fn create(after: Value) -> Change {
-    Change {
-        action: ChangeAction::Create,
-        object: ObjectRef::of(&after),
-        before: None,
-        after: Some(after),
+        entry: None,
     }
 }
 

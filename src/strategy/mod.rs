@@ -1,6 +1,7 @@
 //! Strategies: turn a translation into a step graph.
 
 mod in_place;
+mod parallel;
 
 use std::collections::BTreeMap;
 
@@ -9,8 +10,9 @@ use serde_json::Value;
 
 use crate::inventory::Inventory;
 use crate::istio::{self, ApiVersions};
+use crate::object::ObjectRef;
 use crate::plan::{Mtls, PlanFile, StrategyKind};
-use crate::steps::StepGraph;
+use crate::steps::{Change, ChangeAction, StepGraph};
 use crate::translate::{MANAGED_BY, Translation};
 
 /// The App Mesh injector's namespace label.
@@ -31,11 +33,7 @@ pub fn build(
 ) -> Result<StepGraph, crate::Error> {
     match kind {
         StrategyKind::InPlace => Ok(in_place::build(plan, inventory, translation)),
-        StrategyKind::ParallelNamespace => Err(crate::Error::Unsupported(
-            "the parallel-namespace strategy is not available in this version of meshplan; \
-             use `kind = \"in-place\"`"
-                .to_owned(),
-        )),
+        StrategyKind::ParallelNamespace => parallel::build(plan, inventory, translation),
     }
 }
 
@@ -100,4 +98,14 @@ pub fn peer_authentication(api: ApiVersions, namespace: &str, mtls: Mtls) -> Val
         },
     }
     .to_value()
+}
+
+/// A change that creates `after`.
+fn create(after: Value) -> Change {
+    Change {
+        action: ChangeAction::Create,
+        object: ObjectRef::of(&after),
+        before: None,
+        after: Some(after),
+    }
 }

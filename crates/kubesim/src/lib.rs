@@ -33,7 +33,7 @@
 //!
 //! Simulated mesh telemetry ([`telemetry`]): `GET /metrics` serves synthetic Istio
 //! (`istio_requests_total`, `istio_request_duration_milliseconds`) and App Mesh Envoy
-//! (`envoy_cluster_upstream_rq`, `envoy_cluster_upstream_rq_time`) metrics for the running pods
+//! (`envoy_cluster_upstream_rq_xx`, `envoy_cluster_upstream_rq_time`) metrics for the running pods
 //! with sidecars, in the Prometheus text format, for a real Prometheus to scrape. Their request
 //! rate, error rate and latency are set per namespace with [`RunningServer::traffic`] or
 //! `POST /kubesim/traffic` (`{"namespace": "shop", "errorRate": 0.5}`); `GET /kubesim/traffic`

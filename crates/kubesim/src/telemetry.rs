@@ -9,7 +9,7 @@
 //! destination_service_name, destination_service_namespace, destination_service, response_code}`
 //! (`200` and `503`) and the histogram `istio_request_duration_milliseconds` (same labels without
 //! `response_code`). Pods of one workload add up into the same series. Every running pod with an
-//! App Mesh `envoy` sidecar serves `envoy_cluster_upstream_rq{kubernetes_namespace,
+//! App Mesh `envoy` sidecar serves `envoy_cluster_upstream_rq_xx{kubernetes_namespace,
 //! kubernetes_pod_name, envoy_cluster_name="cds_ingress_<ns>_<workload>_http_<port>",
 //! envoy_response_code_class}` (`2` and `5`) and the histogram `envoy_cluster_upstream_rq_time`.
 //! The workload is the owning Deployment, or the pod itself.
@@ -134,7 +134,7 @@ enum Family {
 impl Family {
     fn name(self) -> &'static str {
         match self {
-            Family::EnvoyRq => "envoy_cluster_upstream_rq",
+            Family::EnvoyRq => "envoy_cluster_upstream_rq_xx",
             Family::EnvoyRqTime => "envoy_cluster_upstream_rq_time",
             Family::IstioDuration => "istio_request_duration_milliseconds",
             Family::IstioRequests => "istio_requests_total",
@@ -776,14 +776,14 @@ mod tests {
         assert_eq!(
             types,
             [
-                "# TYPE envoy_cluster_upstream_rq counter",
+                "# TYPE envoy_cluster_upstream_rq_xx counter",
                 "# TYPE istio_request_duration_milliseconds histogram",
                 "# TYPE istio_requests_total counter",
             ]
         );
         assert!(text.contains(
-            "envoy_cluster_upstream_rq{kubernetes_pod_name=\"p\\\"1\",envoy_response_code_class=\"2\"} 0\n\
-             envoy_cluster_upstream_rq{kubernetes_pod_name=\"p\\\"1\",envoy_response_code_class=\"5\"} 0\n"
+            "envoy_cluster_upstream_rq_xx{kubernetes_pod_name=\"p\\\"1\",envoy_response_code_class=\"2\"} 0\n\
+             envoy_cluster_upstream_rq_xx{kubernetes_pod_name=\"p\\\"1\",envoy_response_code_class=\"5\"} 0\n"
         ));
         let les: Vec<&str> = text
             .lines()

@@ -4,6 +4,7 @@ use k8s_openapi::api::apps::v1 as apps;
 use k8s_openapi::api::batch::v1 as batch;
 use k8s_openapi::api::coordination::v1 as coordination;
 use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::rbac::v1 as rbac;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
 use serde_json::Value;
 
@@ -66,6 +67,12 @@ fn decode(group: &str, kind: &str, obj: &Value) -> Option<Result<Value, String>>
         ("batch", "Job") => roundtrip::<batch::Job>(obj),
         ("batch", "CronJob") => roundtrip::<batch::CronJob>(obj),
         ("coordination.k8s.io", "Lease") => roundtrip::<coordination::Lease>(obj),
+        ("rbac.authorization.k8s.io", "Role") => roundtrip::<rbac::Role>(obj),
+        ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip::<rbac::RoleBinding>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRole") => roundtrip::<rbac::ClusterRole>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            roundtrip::<rbac::ClusterRoleBinding>(obj)
+        }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             roundtrip::<apiext::CustomResourceDefinition>(obj)
         }

@@ -385,7 +385,7 @@ async fn appmesh_pods_serve_envoy_series() {
     let class = |samples: &[Sample], c: &str| {
         let mut labels = cluster.to_vec();
         labels.push(("envoy_response_code_class", c));
-        values(samples, "envoy_cluster_upstream_rq", &labels)
+        values(samples, "envoy_cluster_upstream_rq_xx", &labels)
     };
     // One series per pod.
     let (ok1, ok2) = (class(&first, "2"), class(&second, "2"));

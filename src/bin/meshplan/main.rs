@@ -13,6 +13,7 @@ use meshplan::report::{self, Format, text::Palette};
 use meshplan::translate::{self, Options};
 
 mod progress;
+mod ramp;
 mod run;
 
 /// Exit codes, documented in the README.
@@ -30,7 +31,8 @@ mod exit {
     version,
     about = "Plan and carry out the migration of EKS workloads from AWS App Mesh to Istio",
     after_help = "Exit codes: 0 success, 1 error, 2 changes present (--detailed-exitcode), \
-                  3 findings at or above --fail-on."
+                  3 findings at or above --fail-on or a ramp rolled back, 4 a ramp paused or \
+                  holding, 130 interrupted (state saved)."
 )]
 struct Cli {
     /// Never colour the output (also: NO_COLOR=1).
@@ -158,12 +160,88 @@ enum Command {
         #[arg(long, value_name = "ID")]
         force: String,
     },
+    /// Move traffic one step along the ramp of a parallel-namespace migration: one idempotent tick
+    /// (bake, evaluate the gates, advance, hold, roll back or pause), or an operator's command.
+    #[command(
+        after_help = "Examples:\n  meshplan ramp plans/color-parallel.toml\n  \
+                            meshplan ramp plans/color-parallel.toml --watch\n  \
+                            meshplan ramp plans/color-parallel.toml --resume\n\n\
+                            Exit codes: 0 on track (advanced, waiting, complete), 1 error, \
+                            3 rolled back, 4 paused or holding after a failed check."
+    )]
+    Ramp {
+        /// The plan file.
+        plan: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        control: RampControl,
+        /// Delete the source namespace when the ramp completes (also needs
+        /// `cleanup.delete_source_namespace = true`).
+        #[arg(long)]
+        allow_delete: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Print a CronJob, its RBAC and a ConfigMap with the plan, which run `meshplan ramp` in the
+    /// cluster on a schedule (the plan must keep its state in the cluster).
+    #[command(after_help = "Example:\n  meshplan cronjob plans/color-parallel.toml \
+                            --image registry.example.com/meshplan:0.1.0 | kubectl apply -f -")]
+    Cronjob {
+        /// The plan file.
+        plan: PathBuf,
+        /// The meshplan container image (see the Dockerfile).
+        #[arg(long)]
+        image: String,
+        /// When to tick, in cron syntax.
+        #[arg(long, default_value = "*/5 * * * *")]
+        schedule: String,
+        /// Namespace of the CronJob, its ServiceAccount and the plan's ConfigMap (default: the
+        /// plan's `state.namespace`).
+        #[arg(long)]
+        namespace: Option<String>,
+    },
     /// Explain a finding code: what it means, which fields raise it, what to do.
     #[command(after_help = "Examples:\n  meshplan explain MP201\n  meshplan explain mp309")]
     Explain {
         /// The code, e.g. MP201.
         code: String,
     },
+}
+
+/// What `ramp` does instead of one tick.
+#[derive(clap::Args)]
+#[group(multiple = false)]
+struct RampControl {
+    /// Tick until the ramp completes, rolls back or pauses, waiting out each bake interval.
+    #[arg(long)]
+    watch: bool,
+    /// Hold the ramp where it is.
+    #[arg(long)]
+    pause: bool,
+    /// Carry on after a pause, rollback or abort, taking the live weight as it is.
+    #[arg(long)]
+    resume: bool,
+    /// Send all traffic to the new side now and finalize (recorded).
+    #[arg(long)]
+    promote: bool,
+    /// Send all traffic back to the old side now (recorded).
+    #[arg(long)]
+    abort: bool,
+}
+
+impl RampControl {
+    fn command(&self) -> meshplan::ramp::Command {
+        use meshplan::ramp::Command;
+        match self {
+            RampControl { pause: true, .. } => Command::Pause,
+            RampControl { resume: true, .. } => Command::Resume,
+            RampControl { promote: true, .. } => Command::Promote,
+            RampControl { abort: true, .. } => Command::Abort,
+            _ => Command::Tick,
+        }
+    }
 }
 
 /// Which cluster to talk to.
@@ -175,6 +253,9 @@ struct ClusterArgs {
     /// Kubeconfig context (default: the plan's `source.context`, or the current context).
     #[arg(long)]
     context: Option<String>,
+    /// Use the pod's service account, ignoring kubeconfigs (how the CronJob runs).
+    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
+    in_cluster: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -357,6 +438,26 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             cluster,
             force,
         } => run::unlock(&plan, &cluster, &force),
+        Command::Ramp {
+            plan,
+            cluster,
+            control,
+            allow_delete,
+            format,
+        } => ramp::ramp(
+            &plan,
+            &cluster,
+            control.command(),
+            control.watch,
+            allow_delete,
+            format,
+        ),
+        Command::Cronjob {
+            plan,
+            image,
+            schedule,
+            namespace,
+        } => ramp::cronjob(&plan, &image, &schedule, namespace.as_deref()),
         Command::Explain { code } => match findings::Code::parse(&code) {
             Some(code) => {
                 print(&meshplan::docs::finding(code, &[]));

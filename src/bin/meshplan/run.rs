@@ -17,11 +17,11 @@ use meshplan::{Error, pipeline};
 use super::progress::Display;
 use super::{ClusterArgs, Colors, Failure, boxed, exit, print};
 
-fn failure(error: impl Into<Error>) -> Failure {
+pub(crate) fn failure(error: impl Into<Error>) -> Failure {
     boxed(error.into())
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -42,7 +42,7 @@ fn options(plan: &PlanFile, concurrency: usize, store: Store) -> Options {
 /// Where the plan keeps its journal and lock: local files, or its ConfigMap and Lease in the
 /// cluster (`[state] backend = "configmap"`, in `state.namespace`, by default the first source
 /// namespace).
-fn store(plan: &PlanFile, cluster: Option<&Cluster>) -> Store {
+pub(crate) fn store(plan: &PlanFile, cluster: Option<&Cluster>) -> Store {
     match (plan.spec.state.backend, cluster) {
         (StateBackend::Configmap, Some(cluster)) => {
             let namespace = plan
@@ -66,11 +66,28 @@ fn store(plan: &PlanFile, cluster: Option<&Cluster>) -> Store {
 }
 
 /// The store of a plan, connecting to the cluster only when the state lives there.
-async fn store_of(plan: &PlanFile, args: &ClusterArgs) -> Result<Store, Failure> {
+pub(crate) async fn store_of(plan: &PlanFile, args: &ClusterArgs) -> Result<Store, Failure> {
     Ok(match plan.spec.state.backend {
         StateBackend::Configmap => store(plan, Some(&connect(plan, args).await?)),
         StateBackend::File => store(plan, None),
     })
+}
+
+/// Checks the cluster (CRDs, namespaces, read permissions), then reads the plan's inventory.
+async fn read_cluster(
+    cluster: &Cluster,
+    plan: &PlanFile,
+    strategy: Option<meshplan::plan::StrategyKind>,
+    istio: bool,
+) -> Result<meshplan::inventory::Inventory, Failure> {
+    let namespaces = plan.namespaces();
+    let secrets = plan.clones_secrets(strategy.unwrap_or(plan.spec.strategy.kind));
+    cluster::preflight(cluster, &namespaces, istio, secrets)
+        .await
+        .map_err(failure)?;
+    cluster::inventory(&cluster.client, &namespaces, secrets)
+        .await
+        .map_err(failure)
 }
 
 /// Checks that everything the run, and a rollback of it, will do is allowed, before anything is
@@ -107,7 +124,12 @@ fn store_access(store: &Store) -> Vec<meshplan::steps::Access> {
     needed
 }
 
-async fn connect(plan: &PlanFile, args: &ClusterArgs) -> Result<Cluster, Failure> {
+pub(crate) async fn connect(plan: &PlanFile, args: &ClusterArgs) -> Result<Cluster, Failure> {
+    if args.in_cluster {
+        return Ok(Cluster::new(
+            cluster::connect_in_cluster().await.map_err(failure)?,
+        ));
+    }
     let kubeconfig: Option<PathBuf> = args.kubeconfig.clone().or_else(|| {
         plan.spec
             .source
@@ -148,7 +170,7 @@ fn confirm(question: &str, auto_approve: bool) -> Result<bool, Failure> {
 }
 
 /// Stops scheduling on Ctrl-C; running steps finish and are saved.
-fn stop_on_interrupt(stop: Arc<AtomicBool>) {
+pub(crate) fn stop_on_interrupt(stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("Interrupted: finishing the running steps and saving the journal…");
@@ -268,19 +290,7 @@ async fn apply_on(
             journal.graph
         }
         None => {
-            let namespaces: Vec<String> = plan
-                .spec
-                .source
-                .namespaces
-                .iter()
-                .map(|n| n.to_string())
-                .collect();
-            cluster::preflight(cluster, &namespaces, true)
-                .await
-                .map_err(failure)?;
-            let inventory = cluster::inventory(&cluster.client, &namespaces)
-                .await
-                .map_err(failure)?;
+            let inventory = read_cluster(cluster, plan, None, true).await?;
             if let Some(saved) = saved {
                 // Exactly the steps that were reviewed, or nothing.
                 saved.check_fresh(&inventory).map_err(failure)?;
@@ -354,14 +364,8 @@ async fn final_state(cluster: &Cluster, plan: &PlanFile) -> Result<String, Failu
     use kube::api::{Api, ListParams};
     let mut out =
         String::from("\nFinal state of the rehearsal cluster (no real cluster was touched):\n");
-    let namespaces: Vec<String> = plan
-        .spec
-        .source
-        .namespaces
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
-    let inventory = cluster::inventory(&cluster.client, &namespaces)
+    let namespaces = plan.namespaces();
+    let inventory = cluster::inventory(&cluster.client, &namespaces, false)
         .await
         .map_err(failure)?;
     let appmesh = inventory.virtual_nodes.len()
@@ -478,11 +482,12 @@ pub fn rollback(
 pub fn status(path: &Path, args: &ClusterArgs, format: Format) -> Result<u8, Failure> {
     let plan = PlanFile::load(path).map_err(boxed)?;
     let fingerprint = state::fingerprint(plan.text());
-    let (store, journal, holder) = runtime().block_on(async {
+    let (store, journal, holder, ramp) = runtime().block_on(async {
         let store = store_of(&plan, args).await?;
         let journal = Journal::load(&store, &fingerprint).await.map_err(failure)?;
         let holder = store.holder().await.map_err(failure)?;
-        Ok::<_, Failure>((store, journal, holder))
+        let ramp = meshplan::ramp::tick::load(&store).await.map_err(failure)?;
+        Ok::<_, Failure>((store, journal, holder, ramp))
     })?;
     let location = store.location(state::JOURNAL);
     match format {
@@ -492,6 +497,7 @@ pub fn status(path: &Path, args: &ClusterArgs, format: Format) -> Result<u8, Fai
                 "journal": location,
                 "lock": holder,
                 "steps": journal.as_ref().map(|j| &j.steps),
+                "ramp": ramp,
             });
             print(&format!(
                 "{}\n",
@@ -535,6 +541,9 @@ pub fn status(path: &Path, args: &ClusterArgs, format: Format) -> Result<u8, Fai
                 )),
                 None => out.push_str(&format!("Lock ({}): free\n", store.lock_location())),
             }
+            if let Some(ramp) = &ramp {
+                out.push_str(&super::ramp::status_lines(ramp));
+            }
             print(&out);
         }
     }
@@ -566,19 +575,7 @@ pub fn plan_live(
 ) -> Result<pipeline::Planned, Failure> {
     runtime().block_on(async {
         let cluster = connect(&plan, args).await?;
-        let namespaces: Vec<String> = plan
-            .spec
-            .source
-            .namespaces
-            .iter()
-            .map(|n| n.to_string())
-            .collect();
-        cluster::preflight(&cluster, &namespaces, false)
-            .await
-            .map_err(failure)?;
-        let inventory = cluster::inventory(&cluster.client, &namespaces)
-            .await
-            .map_err(failure)?;
+        let inventory = read_cluster(&cluster, &plan, strategy, false).await?;
         let mut planned = pipeline::plan_with(plan, inventory, "the cluster".to_owned(), strategy)
             .map_err(boxed)?;
         engine::preview(&cluster, &mut planned.graph)
