@@ -22,7 +22,7 @@ const APPMESH_KINDS: &[(&str, &str, bool)] = &[
     ("BackendGroup", "backendgroups", true),
 ];
 
-/// Istio kinds meshplan emits: (group, kind, plural, served versions).
+/// Istio (and Gateway API) kinds meshplan emits: (group, kind, plural, served versions).
 const ISTIO_KINDS: &[(&str, &str, &str, &[&str])] = &[
     (
         "networking.istio.io",
@@ -71,6 +71,19 @@ const ISTIO_KINDS: &[(&str, &str, &str, &[&str])] = &[
         "Telemetry",
         "telemetries",
         &["v1", "v1alpha1"],
+    ),
+    // The entry of a parallel-namespace migration may be a Gateway API route.
+    (
+        "gateway.networking.k8s.io",
+        "HTTPRoute",
+        "httproutes",
+        &["v1"],
+    ),
+    (
+        "gateway.networking.k8s.io",
+        "ReferenceGrant",
+        "referencegrants",
+        &["v1beta1"],
     ),
 ];
 

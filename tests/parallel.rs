@@ -204,6 +204,47 @@ async fn the_cronjob_and_its_rbac_are_accepted_by_kubesim() {
     server.shutdown().await;
 }
 
+#[test]
+fn a_gateway_api_entry_is_rehearsed_end_to_end() {
+    let dir = std::env::temp_dir().join(format!("meshplan-gateway-api-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = dir.join("color-parallel.toml");
+    let text = std::fs::read_to_string(root().join("plans/color-parallel.toml"))
+        .unwrap()
+        .replace(
+            "\"../examples/howto-k8s-http2\"",
+            &format!("{:?}", root().join("examples/howto-k8s-http2")),
+        )
+        .replace("kind = \"istio-gateway\"", "kind = \"gateway-api\"")
+        .replace("istio-system/ingressgateway", "gateways/public");
+    std::fs::write(&plan, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_meshplan"))
+        .args(["apply", "--rehearse"])
+        .arg(&plan)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{out}{err}");
+    assert!(
+        out.contains("+ HTTPRoute howto-k8s-http2-istio/color-entry"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+ ReferenceGrant howto-k8s-http2/color-entry-from-howto-k8s-http2-istio"),
+        "{out}"
+    );
+    assert!(err.contains("✓ entry"), "{err}");
+    assert!(out.contains("namespace howto-k8s-http2-istio: "), "{out}");
+    assert!(out.contains("istio-proxy"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `meshplan ARGS PLAN --kubeconfig K` in `dir`.
 fn meshplan(dir: &Path, kubeconfig: &Path, args: &[&str], plan: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_meshplan"))

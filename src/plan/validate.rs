@@ -475,4 +475,19 @@ fn check_cleanup_and_state<'a>(spec: &'a PlanSpec, p: &mut Problems<'a>) {
         ),
         _ => {}
     }
+    // The journal and lock would go with the namespace they live in.
+    if spec.state.backend == StateBackend::Configmap && spec.cleanup.delete_source_namespace {
+        let state_namespace = spec
+            .state
+            .namespace
+            .as_ref()
+            .or(spec.source.namespaces.first());
+        if state_namespace.is_some_and(|n| spec.source.namespaces.contains(n)) {
+            p.key(
+                &[Key("cleanup"), Key("delete_source_namespace")],
+                "`cleanup.delete_source_namespace` would delete the namespace that holds the plan's state (ConfigMap and Lease)".to_owned(),
+                "keep the state elsewhere, e.g. `[state] namespace = \"default\"`",
+            );
+        }
+    }
 }

@@ -364,10 +364,20 @@ async fn final_state(cluster: &Cluster, plan: &PlanFile) -> Result<String, Failu
     use kube::api::{Api, ListParams};
     let mut out =
         String::from("\nFinal state of the rehearsal cluster (no real cluster was touched):\n");
-    let namespaces = plan.namespaces();
-    let inventory = cluster::inventory(&cluster.client, &namespaces, false)
+    let inventory = cluster::inventory(&cluster.client, &plan.namespaces(), false)
         .await
         .map_err(failure)?;
+    let mut namespaces = plan.namespaces();
+    // A parallel migration's new side lives beside the old.
+    if plan.spec.strategy.kind == meshplan::plan::StrategyKind::ParallelNamespace {
+        namespaces.extend(
+            plan.spec
+                .strategy
+                .target_namespace
+                .as_ref()
+                .map(|n| n.to_string()),
+        );
+    }
     let appmesh = inventory.virtual_nodes.len()
         + inventory.virtual_services.len()
         + inventory.virtual_routers.len()
