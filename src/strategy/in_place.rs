@@ -1,5 +1,7 @@
 //! In place: the manual recipe as steps. Istio config first, then relabel and restart, then cleanup.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::{access_logging, create, injection_labels, peer_authentication};
@@ -8,7 +10,7 @@ use crate::istio::ApiVersions;
 use crate::object::ObjectRef;
 use crate::plan::{PlanFile, StrategyKind};
 use crate::steps::{Action, Change, ChangeAction, Step, StepGraph};
-use crate::translate::Translation;
+use crate::translate::{ObjectChange, Translation};
 
 pub(super) fn build(
     plan: &PlanFile,
@@ -113,6 +115,12 @@ pub(super) fn build(
     );
 
     let (remove, set) = injection_labels(plan, translation);
+    // Rewritten pod templates by Deployment, looked up once per restart.
+    let workloads: HashMap<ObjectRef, &ObjectChange> = translation
+        .workloads
+        .iter()
+        .map(|w| (ObjectRef::of(&w.before), w))
+        .collect();
     let mut restarts = Vec::new();
     for namespace in &inventory.namespaces {
         let ns = namespace.name().to_owned();
@@ -151,11 +159,10 @@ pub(super) fn build(
             let id = format!("restart-{ns}-{deployment}");
             let object = ObjectRef::new("apps/v1", "Deployment", Some(&ns), deployment);
             // App Mesh pod-template settings are rewritten in the same rollout as the restart.
-            let mut changes: Vec<Change> = translation
-                .workloads
-                .iter()
-                .filter(|w| ObjectRef::of(&w.before) == object)
+            let mut changes: Vec<Change> = workloads
+                .get(&object)
                 .map(|w| update(w.before.clone(), w.after.clone()))
+                .into_iter()
                 .collect();
             changes.push(Change {
                 action: ChangeAction::Restart,

@@ -444,8 +444,8 @@ fn deployment_finding(
     labels: &BTreeMap<String, String>,
 ) {
     let deployments: Vec<&str> = ctx
-        .inv
-        .deployments
+        .index
+        .deployments_in(gateway.namespace())
         .iter()
         .filter(|d| {
             let pod_labels = d
@@ -454,23 +454,21 @@ fn deployment_finding(
                 .as_ref()
                 .and_then(|s| s.template.metadata.as_ref())
                 .and_then(|m| m.labels.as_ref());
-            d.namespace() == gateway.namespace()
-                && pod_labels.is_some_and(|l| labels.iter().all(|(k, v)| l.get(k) == Some(v)))
+            pod_labels.is_some_and(|l| labels.iter().all(|(k, v)| l.get(k) == Some(v)))
         })
         .map(|d| d.name())
         .collect();
     let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     // The load balancer in front of the gateway: a Service whose selector the labels satisfy.
     let services: Vec<String> = ctx
-        .inv
-        .services
+        .index
+        .services_in(gateway.namespace())
         .iter()
         .filter(|svc| {
             let selector = svc.value.spec.as_ref().and_then(|s| s.selector.as_ref());
-            svc.namespace() == gateway.namespace()
-                && selector.is_some_and(|sel| {
-                    !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
-                })
+            selector.is_some_and(|sel| {
+                !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
         })
         .map(|svc| format!("`{}`", svc.name()))
         .collect();

@@ -10,6 +10,7 @@ pub mod common;
 mod constraints;
 pub mod coverage;
 mod gateway;
+mod index;
 pub mod matching;
 mod mesh;
 mod node;
@@ -19,7 +20,7 @@ pub mod validate;
 pub mod weights;
 mod workload;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::api::core::v1::Service;
 use serde_json::Value;
@@ -112,6 +113,9 @@ pub fn translate(inventory: &Inventory, options: &Options) -> Translation {
         table: coverage::table(),
         egress: None,
         declared: Vec::new(),
+        index: index::Index::new(inventory),
+        service_edits: HashMap::new(),
+        routed: std::cell::OnceCell::new(),
     };
     mesh::translate(&mut ctx);
     ctx.others();
@@ -150,6 +154,12 @@ pub(crate) struct Ctx<'a> {
     /// Findings the coverage table raised; a translator's own finding for the same code, object
     /// and field (or a field inside it) replaces them with a more specific message.
     declared: Vec<Finding>,
+    /// Lookups by name and namespace.
+    pub index: index::Index<'a>,
+    /// Where each edited Service is in `out.services`.
+    service_edits: HashMap<ObjectRef, usize>,
+    /// The virtual nodes some router sends traffic to, worked out on first use.
+    pub routed: std::cell::OnceCell<std::collections::HashSet<ObjectRef>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -301,19 +311,16 @@ impl<'a> Ctx<'a> {
     /// The Service's desired state, starting from the Service as read.
     pub fn edit_service(&mut self, service: &Item<Service>) -> &mut Value {
         let object = service.object_ref();
-        let index = match self
-            .out
-            .services
-            .iter()
-            .position(|c| ObjectRef::of(&c.before) == object)
-        {
-            Some(i) => i,
+        let index = match self.service_edits.get(&object) {
+            Some(&i) => i,
             None => {
                 self.out.services.push(ObjectChange {
                     before: service.raw.clone(),
                     after: service.raw.clone(),
                 });
-                self.out.services.len() - 1
+                let i = self.out.services.len() - 1;
+                self.service_edits.insert(object, i);
+                i
             }
         };
         &mut self.out.services[index].after
@@ -321,20 +328,15 @@ impl<'a> Ctx<'a> {
 
     /// The Service as it will be after earlier edits (or as read).
     pub fn service_now(&self, service: &Item<Service>) -> Value {
-        let object = service.object_ref();
-        self.out
-            .services
-            .iter()
-            .find(|c| ObjectRef::of(&c.before) == object)
-            .map_or_else(|| service.raw.clone(), |c| c.after.clone())
+        self.service_edits.get(&service.object_ref()).map_or_else(
+            || service.raw.clone(),
+            |&i| self.out.services[i].after.clone(),
+        )
     }
 
     /// A Service by namespace and name.
     pub fn service(&self, namespace: &str, name: &str) -> Option<&'a Item<Service>> {
-        self.inv
-            .services
-            .iter()
-            .find(|s| s.namespace() == namespace && s.name() == name)
+        self.index.service(namespace, name)
     }
 
     /// The Service a cluster FQDN (`name.namespace.svc.<domain>`) names.
@@ -369,10 +371,7 @@ impl<'a> Ctx<'a> {
     /// A virtual node by reference (the referrer's namespace by default).
     pub fn node(&self, r: &Ref, namespace: &str) -> Option<&'a Item<appmesh::VirtualNode>> {
         let ns = r.namespace.as_deref().unwrap_or(namespace);
-        self.inv
-            .virtual_nodes
-            .iter()
-            .find(|n| n.namespace() == ns && n.name() == r.name)
+        self.index.node(ns, &r.name)
     }
 
     /// A virtual service by reference.
@@ -382,19 +381,13 @@ impl<'a> Ctx<'a> {
         namespace: &str,
     ) -> Option<&'a Item<appmesh::VirtualService>> {
         let ns = r.namespace.as_deref().unwrap_or(namespace);
-        self.inv
-            .virtual_services
-            .iter()
-            .find(|n| n.namespace() == ns && n.name() == r.name)
+        self.index.virtual_service(ns, &r.name)
     }
 
     /// A virtual router by reference.
     pub fn router(&self, r: &Ref, namespace: &str) -> Option<&'a Item<appmesh::VirtualRouter>> {
         let ns = r.namespace.as_deref().unwrap_or(namespace);
-        self.inv
-            .virtual_routers
-            .iter()
-            .find(|n| n.namespace() == ns && n.name() == r.name)
+        self.index.router(ns, &r.name)
     }
 
     /// A backend group by reference.
@@ -404,10 +397,7 @@ impl<'a> Ctx<'a> {
         namespace: &str,
     ) -> Option<&'a Item<appmesh::BackendGroup>> {
         let ns = r.namespace.as_deref().unwrap_or(namespace);
-        self.inv
-            .backend_groups
-            .iter()
-            .find(|n| n.namespace() == ns && n.name() == r.name)
+        self.index.backend_group(ns, &r.name)
     }
 
     /// The host name of an App Mesh virtual service, as an FQDN (`MP211` when expanded).
@@ -448,14 +438,17 @@ impl<'a> Ctx<'a> {
         if labels.is_empty() {
             return None;
         }
-        self.inv.services.iter().find(|s| {
-            s.namespace() == node.namespace()
-                && s.value
+        self.index
+            .services_in(node.namespace())
+            .iter()
+            .copied()
+            .find(|s| {
+                s.value
                     .spec
                     .as_ref()
                     .and_then(|sp| sp.selector.as_ref())
                     .is_some_and(|sel| *sel == labels)
-        })
+            })
     }
 
     /// Objects outside App Mesh v1beta2, and objects that failed to decode.
@@ -528,6 +521,12 @@ impl<'a> Ctx<'a> {
     fn finish(mut self) -> Translation {
         service::unused_overrides(&mut self);
         let declared = std::mem::take(&mut self.declared);
+        // The translator's findings by object: each declared finding is checked against its
+        // object's only, not against every finding.
+        let mut by_object: HashMap<ObjectRef, Vec<usize>> = HashMap::new();
+        for (i, f) in self.out.findings.iter().enumerate() {
+            by_object.entry(f.object.clone()).or_default().push(i);
+        }
         for finding in declared {
             let related = |a: &str, b: &str| {
                 a == b
@@ -536,9 +535,11 @@ impl<'a> Ctx<'a> {
                     || a.starts_with(&format!("{b}["))
                     || b.starts_with(&format!("{a}["))
             };
-            let specific = self.out.findings.iter().any(|f| {
-                f.object == finding.object
-                    && related(&f.field, &finding.field)
+            let own = by_object
+                .get(&finding.object)
+                .map_or(&[][..], Vec::as_slice);
+            let specific = own.iter().map(|&i| &self.out.findings[i]).any(|f| {
+                related(&f.field, &finding.field)
                     // Same code: the translator said it better. An error: the field did not
                     // carry over at all, so a note on how it carries over would mislead.
                     && (f.code == finding.code
@@ -546,6 +547,10 @@ impl<'a> Ctx<'a> {
                             && finding.severity != findings::Severity::Error))
             });
             if !specific {
+                by_object
+                    .entry(finding.object.clone())
+                    .or_default()
+                    .push(self.out.findings.len());
                 self.out.findings.push(finding);
             }
         }

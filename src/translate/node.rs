@@ -1,7 +1,7 @@
 //! `VirtualNode`: the workload side: discovery, backends (Sidecar egress), listener policies,
 //! TLS, health checks and access logs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Service};
@@ -329,11 +329,16 @@ pub(super) fn translate(ctx: &mut Ctx<'_>) {
 /// Istio resolves arbitrarily; App Mesh's injector refused such pods, so report every
 /// Deployment whose pod template matches more than one node.
 fn overlaps(ctx: &mut Ctx<'_>, nodes: &[&Item<VirtualNode>]) {
+    let mut in_namespace: HashMap<&str, Vec<&Item<VirtualNode>>> = HashMap::new();
+    for node in nodes {
+        in_namespace.entry(node.namespace()).or_default().push(node);
+    }
     for deployment in &ctx.inv.deployments {
         let template = template_labels(deployment);
-        let matching: Vec<&&Item<VirtualNode>> = nodes
+        let matching: Vec<&&Item<VirtualNode>> = in_namespace
+            .get(deployment.namespace())
+            .map_or(&[][..], Vec::as_slice)
             .iter()
-            .filter(|n| n.namespace() == deployment.namespace())
             .filter(|n| {
                 labels_of(n).is_some_and(|l| l.iter().all(|(k, v)| template.get(k) == Some(v)))
             })
@@ -563,45 +568,57 @@ fn covering_service<'a>(
     node: &Item<VirtualNode>,
     labels: &BTreeMap<String, String>,
 ) -> Option<&'a Item<Service>> {
-    ctx.inv.services.iter().find(|s| {
-        s.namespace() == node.namespace()
-            && s.value
+    ctx.index
+        .services_in(node.namespace())
+        .iter()
+        .copied()
+        .find(|s| {
+            s.value
                 .spec
                 .as_ref()
                 .and_then(|sp| sp.selector.as_ref())
                 .is_some_and(|sel| {
                     !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
                 })
-    })
+        })
 }
 
 /// True when a router sends traffic to the node (its pods are then reached through the
 /// router's host and subsets).
 fn routed(ctx: &Ctx<'_>, node: &Item<VirtualNode>) -> bool {
-    let me = node.object_ref();
-    ctx.inv.virtual_routers.iter().any(|router| {
-        router.value.spec.routes.iter().any(|route| {
-            [
+    ctx.routed
+        .get_or_init(|| routed_nodes(ctx))
+        .contains(&node.object_ref())
+}
+
+/// Every virtual node a router's weighted target names (one pass over the routers).
+fn routed_nodes(ctx: &Ctx<'_>) -> HashSet<ObjectRef> {
+    let mut found = HashSet::new();
+    for router in &ctx.inv.virtual_routers {
+        for route in &router.value.spec.routes {
+            let actions = [
                 route.http_route.as_ref().map(|r| &r.action),
                 route.http2_route.as_ref().map(|r| &r.action),
                 route.grpc_route.as_ref().map(|r| &r.action),
                 route.tcp_route.as_ref().map(|r| &r.action),
-            ]
-            .into_iter()
-            .flatten()
-            .flat_map(|action| &action.weighted_targets)
-            .any(|target| {
-                let found = match (&target.virtual_node_ref, &target.virtual_node_arn) {
+            ];
+            for target in actions
+                .into_iter()
+                .flatten()
+                .flat_map(|action| &action.weighted_targets)
+            {
+                let node = match (&target.virtual_node_ref, &target.virtual_node_arn) {
                     (Some(r), _) => ctx.node(r, router.namespace()),
                     (None, Some(arn)) => {
                         by_arn(ctx, &ctx.inv.virtual_nodes, arn, router.namespace())
                     }
                     (None, None) => None,
                 };
-                found.is_some_and(|n| n.object_ref() == me)
-            })
-        })
-    })
+                found.extend(node.map(|n| n.object_ref()));
+            }
+        }
+    }
+    found
 }
 
 /// `serviceDiscovery`: DNS names and Cloud Map services become Istio registry entries.
@@ -1726,12 +1743,13 @@ fn deployments<'a>(
     if labels.is_empty() {
         return Vec::new();
     }
-    ctx.inv
-        .deployments
+    ctx.index
+        .deployments_in(namespace)
         .iter()
+        .copied()
         .filter(|d| {
             let template = template_labels(d);
-            d.namespace() == namespace && labels.iter().all(|(k, v)| template.get(k) == Some(v))
+            labels.iter().all(|(k, v)| template.get(k) == Some(v))
         })
         .collect()
 }
