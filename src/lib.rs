@@ -19,6 +19,7 @@ pub mod object;
 pub mod pipeline;
 pub mod ramp;
 pub mod rehearse;
+pub mod render;
 pub mod report;
 pub mod saved;
 pub mod state;

@@ -67,6 +67,24 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Write the migration as manifests to commit: one folder per stage, in order, with a README.
+    #[command(
+        after_help = "Examples:\n  meshplan render plans/color.toml --out deploy/color\n  \
+                            meshplan render plans/color-parallel.toml --out deploy/color --format flux"
+    )]
+    Render {
+        /// The plan file (its `source.manifests` are read; no cluster is contacted).
+        plan: PathBuf,
+        /// The folder to write (empty, new, or an earlier render, which is replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Plain manifests, or with Argo CD sync waves, or with Flux Kustomizations.
+        #[arg(long, value_enum, default_value = "plain")]
+        format: meshplan::render::RenderFormat,
+        /// Override the plan's strategy.
+        #[arg(long, value_enum)]
+        strategy: Option<StrategyArg>,
+    },
     /// Check a plan file: syntax, types and meaning. Exit 0 when valid, 1 when not.
     #[command(after_help = "Example:\n  meshplan validate plans/color.toml")]
     Validate {
@@ -388,6 +406,27 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             } else {
                 exit::OK
             })
+        }
+        Command::Render {
+            plan,
+            out,
+            format,
+            strategy,
+        } => {
+            let plan = PlanFile::load(&plan).map_err(boxed)?;
+            let planned = pipeline::plan_offline(plan, strategy.map(Into::into)).map_err(boxed)?;
+            let rendered = meshplan::render::render(&planned, format);
+            meshplan::render::write(&rendered, &out)
+                .map_err(|e| boxed(meshplan::Error::Render(e)))?;
+            eprintln!(
+                "Rendered {} stages ({} files) into {}; {} lists the order and the commands \
+                 manifests cannot express.",
+                rendered.stages.len(),
+                rendered.files.len(),
+                out.display(),
+                out.join("README.md").display()
+            );
+            Ok(exit::OK)
         }
         Command::Validate { plan } => {
             let plan = PlanFile::load(&plan).map_err(boxed)?;
