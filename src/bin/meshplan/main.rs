@@ -47,6 +47,7 @@ enum Command {
     /// Show every change the migration makes, step by step, with a diff per object.
     #[command(after_help = "Examples:\n  meshplan plan plans/color.toml\n  \
                             meshplan plan plans/color.toml --format json\n  \
+                            meshplan plan plans/color.toml --format markdown > comment.md\n  \
                             meshplan plan plans/color.toml --detailed-exitcode")]
     Plan {
         /// The plan file.
@@ -385,6 +386,7 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             let output = match format {
                 Format::Text => report::text::plan(&planned, Palette::new(colors.stdout)),
                 Format::Json => report::json::plan(&planned),
+                Format::Markdown => report::markdown::plan(&planned),
             };
             print(&output);
             let errors = planned
