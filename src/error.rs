@@ -49,6 +49,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Render(#[from] crate::render::RenderError),
+    /// The traffic split could not be checked.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Verify(#[from] crate::verify::VerifyError),
     /// The rehearsal cluster could not be set up.
     #[error("rehearsal: {0}")]
     Rehearsal(String),

@@ -86,6 +86,28 @@ enum Command {
         #[arg(long, value_enum)]
         strategy: Option<StrategyArg>,
     },
+    /// Check the live traffic split: send GET requests, count the answers per backend, and
+    /// compare with the plan's weights by a chi-square test. Exit 0 when it matches, 1 when not.
+    #[command(
+        after_help = "Examples:\n  meshplan verify plans/color.toml --url http://color.example.com/\n  \
+                            meshplan verify plans/color.toml --requests 2000 --significance 0.001"
+    )]
+    Verify {
+        /// The plan file (its `[verify]` section says how backends are told apart).
+        plan: PathBuf,
+        /// The URL to request (default: `[verify] url`).
+        #[arg(long)]
+        url: Option<String>,
+        /// Requests to send (default: `[verify] requests`, 200).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        requests: Option<u32>,
+        /// Fail when the p-value is below this (default: `[verify] significance`, 0.01).
+        #[arg(long, value_name = "A")]
+        significance: Option<f64>,
+        /// Time limit of one request, e.g. 2s (default: `[verify] timeout`).
+        #[arg(long, value_name = "D")]
+        timeout: Option<meshplan::plan::Duration>,
+    },
     /// Check a plan file: syntax, types and meaning. Exit 0 when valid, 1 when not.
     #[command(after_help = "Example:\n  meshplan validate plans/color.toml")]
     Validate {
@@ -430,6 +452,13 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             );
             Ok(exit::OK)
         }
+        Command::Verify {
+            plan,
+            url,
+            requests,
+            significance,
+            timeout,
+        } => verify(&plan, url, requests, significance, timeout),
         Command::Validate { plan } => {
             let plan = PlanFile::load(&plan).map_err(boxed)?;
             println!("{}: valid plan \"{}\"", plan.path.display(), plan.name);
@@ -507,6 +536,42 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             None => Err(Box::new(UnknownCode(code))),
         },
     }
+}
+
+fn verify(
+    plan: &std::path::Path,
+    url: Option<String>,
+    requests: Option<u32>,
+    significance: Option<f64>,
+    timeout: Option<meshplan::plan::Duration>,
+) -> Result<u8, Failure> {
+    use meshplan::verify;
+    let plan = PlanFile::load(plan).map_err(boxed)?;
+    let section = plan.spec.verify.clone();
+    let significance = significance
+        .or(section.as_ref().map(|v| v.significance))
+        .unwrap_or(0.01);
+    if !(significance > 0.0 && significance < 1.0) {
+        return Err(boxed(meshplan::Error::Unsupported(format!(
+            "--significance {significance}: give a probability strictly between 0 and 1"
+        ))));
+    }
+    let settings = verify::settings(section.as_ref(), url, requests, timeout.map(|t| t.0))
+        .map_err(|e| boxed(e.into()))?;
+    let service = section.as_ref().and_then(|v| v.service.clone());
+    let planned = pipeline::plan_offline(plan, None).map_err(boxed)?;
+    let (service, weights) =
+        verify::expected_weights(&planned, service.as_deref()).map_err(|e| boxed(e.into()))?;
+    let tally = run::runtime()
+        .block_on(verify::sample(&settings))
+        .map_err(|e| boxed(e.into()))?;
+    let verdict = verify::evaluate(&weights, &tally, significance);
+    print(&verify::report(&service, &tally, &verdict));
+    Ok(if verdict.passed() {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
 }
 
 fn translate_files(
