@@ -325,8 +325,19 @@ pub fn render(planned: &Planned, format: RenderFormat) -> Rendered {
         }
         listing.push((stage.dir.clone(), shown));
     }
-    if format == RenderFormat::Flux {
-        flux(&mut files, graph, &stages);
+    match format {
+        RenderFormat::Plain => {}
+        // One Application over the folder then applies every stage, ordered by sync wave; the
+        // ramp folders hold the entry too, so they stay out (Git-driven ramps swap them in).
+        RenderFormat::Argocd => {
+            let base: Vec<String> = stages
+                .iter()
+                .filter(|s| !s.dir.contains("-ramp-"))
+                .map(|s| s.dir.clone())
+                .collect();
+            files.insert("kustomization.yaml".to_owned(), kustomization(&base));
+        }
+        RenderFormat::Flux => flux(&mut files, graph, &stages),
     }
     let mut readme = readme(planned, &stages, &listing, format);
     commands(&mut readme, &stages, &deletions, &restarts, &secrets);
@@ -475,7 +486,9 @@ fn argocd_notes(out: &mut String, graph: &StepGraph) {
     let _ = writeln!(
         out,
         "## Argo CD\n\nEvery object carries `argocd.argoproj.io/sync-wave` set to its folder's \
-         number, so one Application over this folder applies the stages in order.\n"
+         number, and `kustomization.yaml` at the top lists every stage but the ramp folders, so \
+         one Application over this folder applies the stages in order, each wave healthy before \
+         the next.\n"
     );
     let Some((entry, pointer)) = entry_pointer(graph) else {
         return;
@@ -503,8 +516,9 @@ fn argocd_notes(out: &mut String, graph: &StepGraph) {
     let _ = writeln!(
         out,
         "### The entry and the ramp\n\n`meshplan ramp` moves the weights of {entry} (`{pointer}`) \
-         with field manager `{FIELD_MANAGER}`. Either let Git drive the ramp (sync the `5x-ramp-*` \
-         folders one at a time, and do not run `meshplan ramp`), or let `meshplan ramp` drive it: \
+         with field manager `{FIELD_MANAGER}`. Either let Git drive the ramp (in the top \
+         `kustomization.yaml`, replace the entry folder by one ramp folder at a time, and do not \
+         run `meshplan ramp`), or let `meshplan ramp` drive it: \
          then Argo CD must ignore the weights, or each sync puts them back. Ignore them in the \
          Application (`RespectIgnoreDifferences` keeps a sync from reverting them too):\n\n\
          ```yaml\n{}```\n\n`argocd.argoproj.io/compare-options: IgnoreExtraneous` on the entry does not \

@@ -229,6 +229,22 @@ fn argocd_objects_carry_their_stage_wave_and_the_entry_is_ignored() {
         objects += 1;
     }
     assert_eq!(objects, 23);
+    // The top kustomization builds every stage but the ramp folders (3 entry copies).
+    let dir = scratch("argocd");
+    render::write(&rendered, &dir).unwrap();
+    let out = Command::new(kubectl())
+        .arg("kustomize")
+        .arg(&dir)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.split("\n---\n").count(), 20, "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
     let readme = &rendered.files["README.md"];
     for needle in [
         "ignoreDifferences",

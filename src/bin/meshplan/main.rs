@@ -439,6 +439,27 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
         } => {
             let plan = PlanFile::load(&plan).map_err(boxed)?;
             let planned = pipeline::plan_offline(plan, strategy.map(Into::into)).map_err(boxed)?;
+            let errors = planned
+                .translation
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .count();
+            if errors > 0 {
+                // Manifests in Git get applied; a plan that must not be applied is not rendered.
+                let mut text = String::new();
+                report::text::findings(
+                    &mut text,
+                    &planned.translation.findings,
+                    Palette::new(colors.stderr),
+                );
+                eprint!("{text}");
+                eprintln!(
+                    "error: {errors} finding(s) of severity error: nothing rendered until they \
+                     are resolved"
+                );
+                return Ok(exit::ERROR);
+            }
             let rendered = meshplan::render::render(&planned, format);
             meshplan::render::write(&rendered, &out)
                 .map_err(|e| boxed(meshplan::Error::Render(e)))?;
