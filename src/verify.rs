@@ -15,6 +15,7 @@ use http::{Method, Request, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 
 use crate::pipeline::Planned;
+use crate::plan::PlanFile;
 
 /// Requests in flight at once.
 pub const CONCURRENCY: u32 = 8;
@@ -132,23 +133,38 @@ impl Verdict {
     }
 }
 
+/// The service `verify` checks: `[verify] service`, else the plan's only `[routing]` entry.
+pub fn service(plan: &PlanFile) -> Result<String, VerifyError> {
+    let routing = &plan.spec.routing;
+    match plan.spec.verify.as_ref().and_then(|v| v.service.clone()) {
+        Some(s) => Ok(s),
+        None if routing.len() == 1 => Ok(routing.keys().next().cloned().unwrap_or_default()),
+        None => Err(VerifyError::NoService),
+    }
+}
+
+/// The plan's own `[routing.<service>]` weights, when it sets them: then no translation is needed.
+pub fn plan_weights(plan: &PlanFile, service: &str) -> Option<BTreeMap<String, u32>> {
+    let routing = plan.spec.routing.get(service)?;
+    (!routing.weights.is_empty()).then(|| {
+        routing
+            .weights
+            .iter()
+            .map(|(k, w)| (k.clone(), w.get().into()))
+            .collect()
+    })
+}
+
 /// The weights the plan expects for a service, by backend name: the plan's `[routing]`
 /// weights, else the route weights by subset of the translated VirtualService.
 pub fn expected_weights(
     planned: &Planned,
-    service: Option<&str>,
-) -> Result<(String, BTreeMap<String, u32>), VerifyError> {
-    let routing = &planned.plan.spec.routing;
-    let service = match service {
-        Some(s) => s.to_owned(),
-        None if routing.len() == 1 => routing.keys().next().cloned().unwrap_or_default(),
-        None => return Err(VerifyError::NoService),
-    };
-    if let Some(r) = routing.get(&service).filter(|r| !r.weights.is_empty()) {
-        let weights = r.weights.iter().map(|(k, w)| (k.clone(), w.get().into()));
-        return Ok((service, weights.collect()));
+    service: &str,
+) -> Result<BTreeMap<String, u32>, VerifyError> {
+    if let Some(weights) = plan_weights(&planned.plan, service) {
+        return Ok(weights);
     }
-    let name = service.rsplit('/').next().unwrap_or(&service);
+    let name = service.rsplit('/').next().unwrap_or(service);
     let mut weights = BTreeMap::new();
     for object in
         planned.translation.objects.iter().filter(|o| {
@@ -175,9 +191,9 @@ pub fn expected_weights(
         }
     }
     if weights.is_empty() {
-        return Err(VerifyError::NoWeights(service));
+        return Err(VerifyError::NoWeights(service.to_owned()));
     }
-    Ok((service, weights))
+    Ok(weights)
 }
 
 /// Compares the tally with the weights.

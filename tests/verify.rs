@@ -187,11 +187,24 @@ fn without_plan_weights_the_translated_virtual_service_sets_them() {
         None,
     )
     .unwrap();
-    let (service, weights) = meshplan::verify::expected_weights(&planned, Some("color")).unwrap();
-    assert_eq!(service, "color");
+    let weights = meshplan::verify::expected_weights(&planned, "color").unwrap();
     assert_eq!(
         weights.keys().map(String::as_str).collect::<Vec<_>>(),
         ["blue", "green", "red"]
     );
     assert_eq!(weights.values().sum::<u32>(), 100);
+}
+
+#[test]
+fn plans_that_state_weights_need_no_manifests() {
+    let url = serve(Behaviour::Weighted([10, 40, 50]));
+    let plan = plan("live", "");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let start = text.find("manifests").unwrap();
+    let end = start + text[start..].find('\n').unwrap() + 1;
+    let text = format!("{}context = \"nowhere\"\n{}", &text[..start], &text[end..]);
+    std::fs::write(&plan, text).unwrap();
+    let (code, out) = verify(&plan, &["--url", &url, "--requests", "500"]);
+    std::fs::remove_file(&plan).unwrap();
+    assert_eq!(code, 0, "{out}");
 }

@@ -579,10 +579,15 @@ fn verify(
     }
     let settings = verify::settings(section.as_ref(), url, requests, timeout.map(|t| t.0))
         .map_err(|e| boxed(e.into()))?;
-    let service = section.as_ref().and_then(|v| v.service.clone());
-    let planned = pipeline::plan_offline(plan, None).map_err(boxed)?;
-    let (service, weights) =
-        verify::expected_weights(&planned, service.as_deref()).map_err(|e| boxed(e.into()))?;
+    let service = verify::service(&plan).map_err(|e| boxed(e.into()))?;
+    // Weights the plan states need no translation, so plans that read a cluster work too.
+    let weights = match verify::plan_weights(&plan, &service) {
+        Some(weights) => weights,
+        None => {
+            let planned = pipeline::plan_offline(plan, None).map_err(boxed)?;
+            verify::expected_weights(&planned, &service).map_err(|e| boxed(e.into()))?
+        }
+    };
     let tally = run::runtime()
         .block_on(verify::sample(&settings))
         .map_err(|e| boxed(e.into()))?;
