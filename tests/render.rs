@@ -278,3 +278,48 @@ fn flux_kustomizations_form_a_depends_on_chain() {
     }
     assert!(rendered.files["README.md"].contains("field manager `meshplan`"));
 }
+
+#[test]
+fn the_cli_renders_re_renders_and_refuses_a_foreign_folder() {
+    let dir = scratch("cli");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_meshplan"))
+            .args(args)
+            .current_dir(root())
+            .output()
+            .unwrap()
+    };
+    let out_dir = dir.to_str().unwrap();
+    for _ in 0..2 {
+        let out = run(&[
+            "render",
+            "plans/color.toml",
+            "--out",
+            out_dir,
+            "--format",
+            "argocd",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(dir.join("kustomization.yaml").is_file());
+    let foreign = scratch("cli-foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine\n").unwrap();
+    let out = run(&[
+        "render",
+        "plans/color.toml",
+        "--out",
+        foreign.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(MARKER));
+    let markdown = run(&["plan", "plans/color.toml", "--format", "markdown"]);
+    assert!(markdown.status.success());
+    assert!(String::from_utf8_lossy(&markdown.stdout).starts_with("## meshplan: plan `color`"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&foreign).unwrap();
+}
