@@ -45,6 +45,14 @@ pub enum Error {
     /// A saved plan could not be used.
     #[error(transparent)]
     Saved(#[from] crate::saved::SavedError),
+    /// Rendered manifests could not be written.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Render(#[from] crate::render::RenderError),
+    /// The traffic split could not be checked.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Verify(#[from] crate::verify::VerifyError),
     /// The rehearsal cluster could not be set up.
     #[error("rehearsal: {0}")]
     Rehearsal(String),

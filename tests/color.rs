@@ -240,6 +240,16 @@ fn text_output_is_pinned() {
 }
 
 #[test]
+fn markdown_output_is_pinned() {
+    let planned = color_plan(|t| t);
+    let markdown = report::markdown::plan(&planned);
+    assert!(!markdown.contains('\u{1b}'), "no ANSI codes");
+    assert_eq!(markdown.matches("<details><summary>Step ").count(), 13);
+    assert_eq!(markdown, report::markdown::plan(&color_plan(|t| t)));
+    insta::assert_snapshot!(markdown);
+}
+
+#[test]
 fn json_output_is_pinned() {
     let planned = color_plan(|t| t);
     let json = report::json::plan(&planned);

@@ -1,18 +1,12 @@
 //! A minimal client for Prometheus's instant-query HTTP API (`POST /api/v1/query`).
 //!
-//! It is built on the hyper stack kube already links (hyper-util's pooled client, rustls with
-//! aws-lc-rs, the system's root certificates), so gates add no second HTTP or TLS stack.
+//! It uses the shared client of [`crate::http`], so gates add no second HTTP or TLS stack.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
 use super::GateError;
@@ -30,7 +24,7 @@ pub struct Prometheus {
     url: String,
     endpoint: Uri,
     timeout: Duration,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: crate::http::HttpClient,
 }
 
 impl std::fmt::Debug for Prometheus {
@@ -100,28 +94,12 @@ impl Prometheus {
         let endpoint: Uri = format!("{base}/api/v1/query")
             .parse()
             .map_err(|e| invalid(format!("{e}")))?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        // The system roots are only needed (and only required to exist) for https.
-        let builder = if https {
-            builder
-                .with_provider_and_native_roots(provider)
-                .map_err(|e| invalid(format!("cannot load the system's root certificates: {e}")))?
-        } else {
-            builder.with_tls_config(
-                rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| invalid(format!("TLS setup: {e}")))?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-            )
-        };
-        let connector = builder.https_or_http().enable_http1().build();
+        let client = crate::http::client(https).map_err(invalid)?;
         Ok(Prometheus {
             url: url.to_owned(),
             endpoint,
             timeout: DEFAULT_TIMEOUT,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client,
         })
     }
 

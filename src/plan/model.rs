@@ -36,6 +36,50 @@ pub struct PlanSpec {
     /// Where the checkpoint journal and the lock live.
     #[serde(default)]
     pub state: State,
+    /// How `meshplan verify` checks the traffic split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
+}
+
+/// `meshplan verify`: requests sent to a URL, answers counted per backend, and the counts
+/// compared with the expected weights by a chi-square test.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// The URL the GET requests go to (`--url` overrides it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The service whose split is checked: a `[routing.<service>]` key or the name of the
+    /// translated VirtualService (default: the only `[routing]` entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The response header naming the backend that answered, e.g. `x-backend`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_header: Option<String>,
+    /// A regular expression on the response body whose first capture group names the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_regex: Option<String>,
+    /// Requests sent (1 to 100000).
+    #[serde(default = "default_verify_requests")]
+    pub requests: u32,
+    /// The test fails when its p-value is below this.
+    #[serde(default = "default_verify_significance")]
+    pub significance: f64,
+    /// Time limit of one request.
+    #[serde(default = "default_verify_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_verify_requests() -> u32 {
+    200
+}
+
+fn default_verify_significance() -> f64 {
+    0.01
+}
+
+fn default_verify_timeout() -> Duration {
+    Duration::from_secs(2)
 }
 
 /// The source of the App Mesh state.

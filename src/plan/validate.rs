@@ -47,7 +47,53 @@ pub(super) fn check(spec: &PlanSpec) -> Vec<Problem<'_>> {
         check_routing(service, routing, spec, &mut p);
     }
     check_cleanup_and_state(spec, &mut p);
+    if let Some(verify) = &spec.verify {
+        check_verify(verify, &mut p);
+    }
     p.0
+}
+
+fn check_verify<'a>(verify: &'a Verify, p: &mut Problems<'a>) {
+    match (&verify.backend_header, &verify.backend_regex) {
+        (Some(_), Some(_)) => p.key(
+            &[Key("verify"), Key("backend_regex")],
+            "`verify.backend_header` and `verify.backend_regex` cannot both be set".to_owned(),
+            "name the backend either by a response header or by a pattern on the body",
+        ),
+        (None, None) => p.key(
+            &[Key("verify")],
+            "`[verify]` needs `backend_header` or `backend_regex`".to_owned(),
+            "e.g. backend_header = \"x-backend\"",
+        ),
+        (None, Some(pattern)) => match regex::Regex::new(pattern) {
+            Err(e) => p.value(
+                &[Key("verify"), Key("backend_regex")],
+                format!("`verify.backend_regex` is not a valid regular expression: {e}"),
+                "",
+            ),
+            Ok(re) if re.captures_len() < 2 => p.value(
+                &[Key("verify"), Key("backend_regex")],
+                "`verify.backend_regex` has no capture group".to_owned(),
+                "put the backend name in parentheses, e.g. \"color: (\\\\w+)\"",
+            ),
+            Ok(_) => {}
+        },
+        (Some(_), None) => {}
+    }
+    if !(1..=100_000).contains(&verify.requests) {
+        p.value(
+            &[Key("verify"), Key("requests")],
+            format!("`verify.requests` is {}", verify.requests),
+            "send between 1 and 100000 requests",
+        );
+    }
+    if !(verify.significance > 0.0 && verify.significance < 1.0) {
+        p.value(
+            &[Key("verify"), Key("significance")],
+            format!("`verify.significance` is {}", verify.significance),
+            "a probability strictly between 0 and 1, e.g. 0.01",
+        );
+    }
 }
 
 fn check_source<'a>(source: &'a Source, p: &mut Problems<'a>) {

@@ -1,6 +1,7 @@
-//! Renders plans and translations for people (text) and machines (JSON).
+//! Renders plans and translations for people (text, Markdown) and machines (JSON).
 
 pub mod json;
+pub mod markdown;
 pub mod text;
 
 /// Output formats of `plan`.
@@ -10,6 +11,8 @@ pub enum Format {
     Text,
     /// The machine contract documented in the README.
     Json,
+    /// A pull-request comment: tables and collapsible diffs.
+    Markdown,
 }
 
 /// Renders an error with its source snippet, as the CLI prints it.

@@ -47,6 +47,7 @@ enum Command {
     /// Show every change the migration makes, step by step, with a diff per object.
     #[command(after_help = "Examples:\n  meshplan plan plans/color.toml\n  \
                             meshplan plan plans/color.toml --format json\n  \
+                            meshplan plan plans/color.toml --format markdown > comment.md\n  \
                             meshplan plan plans/color.toml --detailed-exitcode")]
     Plan {
         /// The plan file.
@@ -66,6 +67,46 @@ enum Command {
         /// Save the exact steps and what they were planned from, for `meshplan apply FILE`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+    /// Write the migration as manifests to commit: one folder per stage, in order, with a README.
+    #[command(
+        after_help = "Examples:\n  meshplan render plans/color.toml --out deploy/color\n  \
+                            meshplan render plans/color-parallel.toml --out deploy/color --format flux"
+    )]
+    Render {
+        /// The plan file (its `source.manifests` are read; no cluster is contacted).
+        plan: PathBuf,
+        /// The folder to write (empty, new, or an earlier render, which is replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Plain manifests, or with Argo CD sync waves, or with Flux Kustomizations.
+        #[arg(long, value_enum, default_value = "plain")]
+        format: meshplan::render::RenderFormat,
+        /// Override the plan's strategy.
+        #[arg(long, value_enum)]
+        strategy: Option<StrategyArg>,
+    },
+    /// Check the live traffic split: send GET requests, count the answers per backend, and
+    /// compare with the plan's weights by a chi-square test. Exit 0 when it matches, 1 when not.
+    #[command(
+        after_help = "Examples:\n  meshplan verify plans/color.toml --url http://color.example.com/\n  \
+                            meshplan verify plans/color.toml --requests 2000 --significance 0.001"
+    )]
+    Verify {
+        /// The plan file (its `[verify]` section says how backends are told apart).
+        plan: PathBuf,
+        /// The URL to request (default: `[verify] url`).
+        #[arg(long)]
+        url: Option<String>,
+        /// Requests to send (default: `[verify] requests`, 200).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        requests: Option<u32>,
+        /// Fail when the p-value is below this (default: `[verify] significance`, 0.01).
+        #[arg(long, value_name = "A")]
+        significance: Option<f64>,
+        /// Time limit of one request, e.g. 2s (default: `[verify] timeout`).
+        #[arg(long, value_name = "D")]
+        timeout: Option<meshplan::plan::Duration>,
     },
     /// Check a plan file: syntax, types and meaning. Exit 0 when valid, 1 when not.
     #[command(after_help = "Example:\n  meshplan validate plans/color.toml")]
@@ -367,6 +408,7 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             let output = match format {
                 Format::Text => report::text::plan(&planned, Palette::new(colors.stdout)),
                 Format::Json => report::json::plan(&planned),
+                Format::Markdown => report::markdown::plan(&planned),
             };
             print(&output);
             let errors = planned
@@ -389,6 +431,55 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
                 exit::OK
             })
         }
+        Command::Render {
+            plan,
+            out,
+            format,
+            strategy,
+        } => {
+            let plan = PlanFile::load(&plan).map_err(boxed)?;
+            let planned = pipeline::plan_offline(plan, strategy.map(Into::into)).map_err(boxed)?;
+            let errors = planned
+                .translation
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .count();
+            if errors > 0 {
+                // Manifests in Git get applied; a plan that must not be applied is not rendered.
+                let mut text = String::new();
+                report::text::findings(
+                    &mut text,
+                    &planned.translation.findings,
+                    Palette::new(colors.stderr),
+                );
+                eprint!("{text}");
+                eprintln!(
+                    "error: {errors} finding(s) of severity error: nothing rendered until they \
+                     are resolved"
+                );
+                return Ok(exit::ERROR);
+            }
+            let rendered = meshplan::render::render(&planned, format);
+            meshplan::render::write(&rendered, &out)
+                .map_err(|e| boxed(meshplan::Error::Render(e)))?;
+            eprintln!(
+                "Rendered {} stages ({} files) into {}; {} lists the order and the commands \
+                 manifests cannot express.",
+                rendered.stages.len(),
+                rendered.files.len(),
+                out.display(),
+                out.join("README.md").display()
+            );
+            Ok(exit::OK)
+        }
+        Command::Verify {
+            plan,
+            url,
+            requests,
+            significance,
+            timeout,
+        } => verify(&plan, url, requests, significance, timeout),
         Command::Validate { plan } => {
             let plan = PlanFile::load(&plan).map_err(boxed)?;
             println!("{}: valid plan \"{}\"", plan.path.display(), plan.name);
@@ -466,6 +557,47 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             None => Err(Box::new(UnknownCode(code))),
         },
     }
+}
+
+fn verify(
+    plan: &std::path::Path,
+    url: Option<String>,
+    requests: Option<u32>,
+    significance: Option<f64>,
+    timeout: Option<meshplan::plan::Duration>,
+) -> Result<u8, Failure> {
+    use meshplan::verify;
+    let plan = PlanFile::load(plan).map_err(boxed)?;
+    let section = plan.spec.verify.clone();
+    let significance = significance
+        .or(section.as_ref().map(|v| v.significance))
+        .unwrap_or(0.01);
+    if !(significance > 0.0 && significance < 1.0) {
+        return Err(boxed(meshplan::Error::Unsupported(format!(
+            "--significance {significance}: give a probability strictly between 0 and 1"
+        ))));
+    }
+    let settings = verify::settings(section.as_ref(), url, requests, timeout.map(|t| t.0))
+        .map_err(|e| boxed(e.into()))?;
+    let service = verify::service(&plan).map_err(|e| boxed(e.into()))?;
+    // Weights the plan states need no translation, so plans that read a cluster work too.
+    let weights = match verify::plan_weights(&plan, &service) {
+        Some(weights) => weights,
+        None => {
+            let planned = pipeline::plan_offline(plan, None).map_err(boxed)?;
+            verify::expected_weights(&planned, &service).map_err(|e| boxed(e.into()))?
+        }
+    };
+    let tally = run::runtime()
+        .block_on(verify::sample(&settings))
+        .map_err(|e| boxed(e.into()))?;
+    let verdict = verify::evaluate(&weights, &tally, significance);
+    print(&verify::report(&service, &tally, &verdict));
+    Ok(if verdict.passed() {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
 }
 
 fn translate_files(

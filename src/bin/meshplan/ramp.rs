@@ -149,7 +149,7 @@ fn render(plan: &str, report: &TickReport, format: Format) -> String {
                 serde_json::to_string_pretty(&doc).expect("reports serialise")
             )
         }
-        Format::Text => {
+        Format::Text | Format::Markdown => {
             let mut out = format!(
                 "Ramp {plan}: {} % → {} % new ({}; phase {})\n  {}\n",
                 record.from,
@@ -161,7 +161,11 @@ fn render(plan: &str, report: &TickReport, format: Format) -> String {
             for evaluation in &record.evaluations {
                 out.push_str(&evaluation_lines(evaluation));
             }
-            out
+            if format == Format::Markdown {
+                meshplan::report::markdown::code_block(&out)
+            } else {
+                out
+            }
         }
     }
 }

@@ -514,7 +514,7 @@ pub fn status(path: &Path, args: &ClusterArgs, format: Format) -> Result<u8, Fai
                 serde_json::to_string_pretty(&doc).expect("status serialises")
             ));
         }
-        Format::Text => {
+        Format::Text | Format::Markdown => {
             let mut out = format!("Plan {} — journal {location}\n", plan.name);
             match &journal {
                 None => out.push_str("  no run yet: `meshplan apply` starts one\n"),
@@ -553,6 +553,9 @@ pub fn status(path: &Path, args: &ClusterArgs, format: Format) -> Result<u8, Fai
             }
             if let Some(ramp) = &ramp {
                 out.push_str(&super::ramp::status_lines(ramp));
+            }
+            if format == Format::Markdown {
+                out = meshplan::report::markdown::code_block(&out);
             }
             print(&out);
         }
