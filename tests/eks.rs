@@ -326,3 +326,197 @@ fn a_rehearsal_installs_the_addon_on_a_simulated_eks() {
         "{stderr}"
     );
 }
+
+/// The presigned URL inside a token, checked against SigV4 recomputed here from the spec
+/// (canonical request, string to sign, HMAC-SHA256 key chain), not by the signing crate.
+#[test]
+fn the_token_is_a_presigned_sts_url_with_a_valid_sigv4_signature() {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    use sha2::{Digest, Sha256};
+
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hmac = |key: &[u8], data: &str| {
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).unwrap();
+        mac.update(data.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    };
+    let time = std::time::UNIX_EPOCH + Duration::from_secs(1_767_225_600); // 2026-01-01T00:00:00Z
+    for session in [None, Some("FwoGZXIvYXdzEXAMPLE/token+with=chars")] {
+        let credentials = aws_credential_types::Credentials::new(
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            session.map(str::to_owned),
+            None,
+            "test",
+        );
+        let token = meshplan::eks::token::token(&credentials, "eu-west-1", "prod", time).unwrap();
+        let encoded = token
+            .strip_prefix("k8s-aws-v1.")
+            .expect("the k8s-aws-v1. prefix");
+        assert!(!encoded.contains('=') && !encoded.contains('+') && !encoded.contains('/'));
+        let url = String::from_utf8(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(encoded)
+                .unwrap(),
+        )
+        .unwrap();
+        let (base, query) = url.split_once('?').unwrap();
+        assert_eq!(base, "https://sts.eu-west-1.amazonaws.com/");
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let get = |key: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("{key} missing from {url}"))
+        };
+        assert_eq!(get("Action"), "GetCallerIdentity");
+        assert_eq!(get("Version"), "2011-06-15");
+        assert_eq!(get("X-Amz-Algorithm"), "AWS4-HMAC-SHA256");
+        assert_eq!(
+            get("X-Amz-Credential"),
+            "AKIDEXAMPLE/20260101/eu-west-1/sts/aws4_request"
+        );
+        assert_eq!(get("X-Amz-Date"), "20260101T000000Z");
+        assert_eq!(get("X-Amz-Expires"), "60");
+        assert_eq!(get("X-Amz-SignedHeaders"), "host;x-k8s-aws-id");
+        if let Some(session) = session {
+            assert_eq!(get("X-Amz-Security-Token"), session);
+        }
+
+        // The canonical request: every parameter but the signature, sorted, URI-encoded.
+        let encode = |s: &str| {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        let mut signed: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, _)| k != "X-Amz-Signature")
+            .map(|(k, v)| (encode(k), encode(v)))
+            .collect();
+        signed.sort();
+        let canonical_query = signed
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let canonical_request = format!(
+            "GET\n/\n{canonical_query}\nhost:sts.eu-west-1.amazonaws.com\nx-k8s-aws-id:prod\n\n\
+             host;x-k8s-aws-id\n{}",
+            hex(&Sha256::digest(b""))
+        );
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256\n20260101T000000Z\n20260101/eu-west-1/sts/aws4_request\n{}",
+            hex(&Sha256::digest(canonical_request.as_bytes()))
+        );
+        let key = ["20260101", "eu-west-1", "sts", "aws4_request"]
+            .iter()
+            .fold(
+                b"AWS4wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_vec(),
+                |key, part| hmac(&key, part),
+            );
+        assert_eq!(get("X-Amz-Signature"), hex(&hmac(&key, &string_to_sign)));
+    }
+}
+
+/// moto's EKS server, on a free loopback port, stopped on drop.
+struct Moto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let binary = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start moto's server `{binary}` ({e}): install it with \
+                     `python3 -m venv /tmp/meshplan-moto && /tmp/meshplan-moto/bin/pip install \
+                     'moto[server]'` and set MOTO_SERVER=/tmp/meshplan-moto/bin/moto_server \
+                     (.ci/run does both)"
+                )
+            });
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return moto;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("moto_server did not listen on port {port} within 5 s");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn describe_cluster_gives_the_endpoint_and_ca_of_a_direct_connection() {
+    let moto = Moto::start();
+    let config = aws_sdk_eks::Config::builder()
+        .behavior_version(aws_sdk_eks::config::BehaviorVersion::latest())
+        .endpoint_url(&moto.url)
+        .region(aws_sdk_eks::config::Region::new("us-west-2"))
+        .credentials_provider(aws_sdk_eks::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .build();
+    let client = Client::from_conf(config);
+    let created = client
+        .create_cluster()
+        .name("demo")
+        .role_arn("arn:aws:iam::123456789012:role/eks")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let cluster = created.cluster.unwrap();
+    let endpoint = meshplan::eks::token::describe_endpoint(&client, "demo")
+        .await
+        .unwrap();
+    assert_eq!(Some(endpoint.url.as_str()), cluster.endpoint());
+    assert!(endpoint.url.starts_with("https://"), "{}", endpoint.url);
+    assert_eq!(
+        Some(endpoint.certificate_authority.as_str()),
+        cluster.certificate_authority().and_then(|c| c.data())
+    );
+    assert!(!endpoint.certificate_authority.is_empty());
+    let missing = meshplan::eks::token::describe_endpoint(&client, "absent")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("describing EKS cluster absent"),
+        "{missing}"
+    );
+}

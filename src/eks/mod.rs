@@ -2,6 +2,7 @@
 //! for ACTIVE, and delete it on an explicit rollback; and which EKS cluster a kubeconfig names.
 
 pub mod sim;
+pub mod token;
 
 use std::time::Duration;
 
@@ -68,6 +69,9 @@ pub enum EksError {
     /// The add-on change in the plan is not one meshplan wrote.
     #[error("the EKS add-on change of the plan is malformed: {0}")]
     Settings(String),
+    /// The EKS bearer token or the client using it could not be made.
+    #[error("connecting to the EKS cluster directly: {0}")]
+    Token(String),
     /// The simulated EKS endpoint of a rehearsal could not start.
     #[error("the simulated EKS endpoint could not start: {0}")]
     Simulator(#[from] std::io::Error),

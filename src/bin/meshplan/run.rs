@@ -45,14 +45,8 @@ fn options(plan: &PlanFile, concurrency: usize, store: Store) -> Options {
 /// The EKS cluster of the Istio add-on: `--eks-cluster`/`--region`, the plan's `source.eks`, or
 /// the EKS ARN the kubeconfig context names.
 pub(crate) fn eks_cluster(plan: &PlanFile, args: &ClusterArgs) -> Option<EksCluster> {
-    if let (Some(name), Some(region)) = (&args.eks_cluster, &args.region) {
-        return Some(EksCluster {
-            name: name.clone(),
-            region: region.clone(),
-        });
-    }
-    if let Some(eks) = &plan.spec.source.eks {
-        return Some(eks.clone());
+    if let Some(eks) = args_or_plan_eks(plan, args) {
+        return Some(eks);
     }
     if args.in_cluster {
         return None;
@@ -69,6 +63,17 @@ pub(crate) fn eks_cluster(plan: &PlanFile, args: &ClusterArgs) -> Option<EksClus
         .clone()
         .or_else(|| plan.spec.source.context.clone());
     eks::cluster_of_kubeconfig(kubeconfig.as_deref(), context.as_deref())
+}
+
+/// The EKS cluster named by `--eks-cluster`/`--region` or `[source] eks` (not by a kubeconfig).
+fn args_or_plan_eks(plan: &PlanFile, args: &ClusterArgs) -> Option<EksCluster> {
+    match (&args.eks_cluster, &args.region) {
+        (Some(name), Some(region)) => Some(EksCluster {
+            name: name.clone(),
+            region: region.clone(),
+        }),
+        _ => plan.spec.source.eks.clone(),
+    }
 }
 
 /// Names the add-on's EKS cluster in the graph and compares the planned add-on with the one the
@@ -190,6 +195,14 @@ pub(crate) async fn connect(plan: &PlanFile, args: &ClusterArgs) -> Result<Clust
         .context
         .clone()
         .or_else(|| plan.spec.source.context.clone());
+    // `[source] eks` or `--eks-cluster`, and no kubeconfig named: straight to the EKS API server.
+    if kubeconfig.is_none()
+        && context.is_none()
+        && let Some(eks) = args_or_plan_eks(plan, args)
+    {
+        let client = eks::token::connect(&eks).await.map_err(failure)?;
+        return Ok(with_addons(Cluster::new(client), plan, args).await);
+    }
     let client = cluster::connect(kubeconfig.as_deref(), context.as_deref())
         .await
         .map_err(failure)?;
