@@ -520,3 +520,109 @@ async fn describe_cluster_gives_the_endpoint_and_ca_of_a_direct_connection() {
         "{missing}"
     );
 }
+
+/// Applies `plans/color-eks.toml` to a rehearsal cluster and a simulated EKS, then rolls back;
+/// returns the rollback's events and the add-on as EKS has it afterwards.
+async fn apply_then_roll_back(
+    include_addon: bool,
+) -> (Vec<meshplan::engine::Event>, Option<Addon>) {
+    use meshplan::engine::{self, Options};
+    use meshplan::plan::{EksCluster, PlanFile};
+    use meshplan::state::Store;
+
+    let plan = PlanFile::load(&root().join("plans/color-eks.toml")).unwrap();
+    let (server, cluster) = meshplan::rehearse::start(&plan).await.unwrap();
+    let simulator = meshplan::eks::sim::Simulator::start().await.unwrap();
+    let addons = simulator.addons("demo", "us-west-2");
+    let cluster = cluster.with_eks(addons.clone());
+    let mut planned = meshplan::pipeline::plan_offline(plan, None).unwrap();
+    planned.graph.bind_eks(&EksCluster {
+        name: "demo".into(),
+        region: "us-west-2".into(),
+    });
+    meshplan::eks::observe(&mut planned.graph, &addons)
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "meshplan-eks-rollback-{include_addon}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = Options {
+        concurrency: 4,
+        rollout_timeout: Duration::from_secs(30),
+        poll: Duration::from_millis(20),
+        store: Store::files(dir.join("journal.json"), dir.join("lock")),
+        stop: Default::default(),
+        include_addon,
+    };
+    let journal = engine::apply(&cluster, &planned.graph, "fp", &options, &|_| {})
+        .await
+        .unwrap();
+    // The journal records that meshplan created the add-on: an empty pre-image.
+    let image = journal.steps["istio"]
+        .pre_images
+        .iter()
+        .find(|i| i.object.is_eks_addon())
+        .expect("a pre-image of the add-on");
+    assert_eq!(
+        image.object.to_string(),
+        "EKS Addon demo/solo-io_istio-distro"
+    );
+    assert_eq!(image.before, None);
+    assert_eq!(
+        addons.describe(NAME).await.unwrap().unwrap().status(),
+        Some(&AddonStatus::Active)
+    );
+    let events = Mutex::new(Vec::new());
+    engine::rollback(&cluster, "fp", None, &options, &|e| {
+        events.lock().unwrap().push(e)
+    })
+    .await
+    .unwrap();
+    let left = addons.describe(NAME).await.unwrap();
+    simulator.shutdown().await;
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    (events.into_inner().unwrap(), left)
+}
+
+#[tokio::test]
+async fn rollback_deletes_the_addon_only_with_include_addon() {
+    use meshplan::engine::Event;
+    let (events, left) = apply_then_roll_back(false).await;
+    assert!(left.is_some(), "the add-on stays without --include-addon");
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Progress(step, message)
+            if step == "istio" && message.contains("left EKS Addon demo/solo-io_istio-distro in place")
+                && message.contains("--include-addon"))),
+        "{events:?}"
+    );
+    let (events, left) = apply_then_roll_back(true).await;
+    assert!(
+        left.is_none(),
+        "--include-addon deletes the add-on meshplan created"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Progress(_, message)
+            if message.starts_with("deleted EKS Addon demo/solo-io_istio-distro"))),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn the_addon_needs_no_kubernetes_permission() {
+    use meshplan::plan::PlanFile;
+    let plan = PlanFile::load(&root().join("plans/color-eks.toml")).unwrap();
+    let planned = meshplan::pipeline::plan_offline(plan, None).unwrap();
+    let access = planned.graph.access();
+    assert!(
+        access
+            .iter()
+            .all(|a| a.api_version != meshplan::object::EKS_ADDON_API_VERSION),
+        "{access:?}"
+    );
+    assert_eq!(planned.graph.addon_cluster(), Some(None));
+}
