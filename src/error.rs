@@ -27,6 +27,9 @@ pub enum Error {
     /// Talking to the cluster failed.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// The EKS add-on or EKS cluster discovery failed.
+    #[error(transparent)]
+    Eks(#[from] crate::eks::EksError),
     /// A run failed or was refused.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),

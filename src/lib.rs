@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod cronjob;
 pub mod diff;
 pub mod docs;
+pub mod eks;
 pub mod engine;
 pub mod entry;
 pub mod findings;

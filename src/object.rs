@@ -5,6 +5,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// `apiVersion` of the EKS add-on pseudo-object.
+pub const EKS_ADDON_API_VERSION: &str = "eks.amazonaws.com";
+/// Kind of the EKS add-on pseudo-object, as the plan shows it.
+pub const EKS_ADDON_KIND: &str = "EKS Addon";
+
 /// Names one object: its type and its place.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -40,6 +45,18 @@ impl ObjectRef {
             namespace: object["metadata"]["namespace"].as_str().map(str::to_owned),
             name: text(&object["metadata"]["name"]),
         }
+    }
+
+    /// The pseudo-object standing for an EKS add-on in a plan: not a Kubernetes object, so the
+    /// engine reads, dry-runs and restores it through the EKS API, never the kube API. Its
+    /// "namespace" is the EKS cluster (unknown until one is bound).
+    pub fn eks_addon(cluster: Option<&str>, addon: &str) -> Self {
+        ObjectRef::new(EKS_ADDON_API_VERSION, EKS_ADDON_KIND, cluster, addon)
+    }
+
+    /// True for the EKS add-on pseudo-object.
+    pub fn is_eks_addon(&self) -> bool {
+        self.api_version == EKS_ADDON_API_VERSION && self.kind == EKS_ADDON_KIND
     }
 
     /// The API group (empty for the core group).

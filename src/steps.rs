@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::object::ObjectRef;
-use crate::plan::{Install, StrategyKind};
+use crate::plan::{EksCluster, Install, StrategyKind};
 
 /// A whole migration: its steps in execution order, each with its dependencies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +55,10 @@ pub enum Action {
         /// Control-plane revision, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         revision: Option<String>,
+        /// The EKS cluster the add-on goes onto (`install = "eks-addon"`; bound from the plan,
+        /// the command line or the kubeconfig context).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        eks: Option<EksCluster>,
     },
     /// Server-side apply the `after` of every change.
     Apply,
@@ -247,7 +251,9 @@ impl StepGraph {
                 }
                 Action::Apply | Action::Delete => {}
             }
-            for change in &step.changes {
+            // The EKS add-on is reached through the EKS API with AWS credentials: no Kubernetes
+            // permission covers it.
+            for change in step.changes.iter().filter(|c| !c.object.is_eks_addon()) {
                 // Reading the pre-image, acting, and the inverse a rollback performs.
                 let verbs: &[&'static str] = match change.action {
                     ChangeAction::Create => &["get", "create", "patch", "delete"],
@@ -258,6 +264,40 @@ impl StepGraph {
             }
         }
         needed.into_iter().collect()
+    }
+}
+
+impl StepGraph {
+    /// Binds the EKS cluster the Istio add-on goes onto, naming it in the add-on's change.
+    pub fn bind_eks(&mut self, cluster: &EksCluster) {
+        for step in &mut self.steps {
+            if let Action::EnsureIstio {
+                install: Install::EksAddon,
+                eks,
+                ..
+            } = &mut step.action
+            {
+                *eks = Some(cluster.clone());
+                for change in &mut step.changes {
+                    if change.object.is_eks_addon() {
+                        change.object.namespace = Some(cluster.name.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The add-on step's EKS cluster, when the graph installs Istio as an add-on: `Some(None)`
+    /// when no cluster is bound yet.
+    pub fn addon_cluster(&self) -> Option<Option<&EksCluster>> {
+        self.steps.iter().find_map(|s| match &s.action {
+            Action::EnsureIstio {
+                install: Install::EksAddon,
+                eks,
+                ..
+            } => Some(eks.as_ref()),
+            _ => None,
+        })
     }
 }
 

@@ -28,6 +28,7 @@ fn options(name: &str) -> (std::path::PathBuf, Options) {
         poll: Duration::from_millis(20),
         store: Store::files(dir.join("color.state.json"), dir.join("color.lock")),
         stop: Default::default(),
+        include_addon: false,
     };
     (dir, options)
 }

@@ -43,6 +43,9 @@ pub enum ClusterError {
         .0.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n")
     )]
     Forbidden(Vec<String>),
+    /// The Istio EKS add-on could not be installed or found healthy.
+    #[error(transparent)]
+    Eks(#[from] crate::eks::EksError),
     /// An object from the cluster does not fit the inventory.
     #[error("{0}")]
     Inventory(#[from] crate::inventory::ManifestError),

@@ -23,6 +23,7 @@ pub struct Cluster {
     /// The kube-rs client.
     pub client: Client,
     resources: Arc<Mutex<BTreeMap<(String, String), ApiResource>>>,
+    eks: Option<crate::eks::Addons>,
 }
 
 impl Cluster {
@@ -31,7 +32,19 @@ impl Cluster {
         Cluster {
             client,
             resources: Arc::default(),
+            eks: None,
         }
+    }
+
+    /// The same cluster, with the EKS API of its add-ons.
+    pub fn with_eks(mut self, addons: crate::eks::Addons) -> Self {
+        self.eks = Some(addons);
+        self
+    }
+
+    /// The EKS add-ons of the cluster; an error when no EKS cluster is known.
+    pub fn eks(&self) -> Result<&crate::eks::Addons, crate::eks::EksError> {
+        self.eks.as_ref().ok_or(crate::eks::EksError::NoCluster)
     }
 
     /// The API resource of a kind, discovered once.

@@ -25,7 +25,14 @@ pub async fn pre_images(cluster: &Cluster, step: &Step) -> Result<Vec<PreImage>,
         objects.push(ObjectRef::new("v1", "Namespace", None, namespace));
     }
     for object in objects {
-        let before = cluster.get(&object).await?.map(|o| strip_server_fields(&o));
+        let before = if object.is_eks_addon() {
+            // Not a Kubernetes object: its pre-image is the add-on as EKS describes it, and an
+            // empty one records that meshplan created it (only then may a rollback delete it).
+            let addon = cluster.eks()?.describe(&object.name).await?;
+            addon.map(|a| crate::eks::settings_value(&a, None))
+        } else {
+            cluster.get(&object).await?.map(|o| strip_server_fields(&o))
+        };
         out.push(PreImage { object, before });
     }
     Ok(out)
@@ -55,6 +62,18 @@ pub async fn act(
             Ok(())
         }
         Action::EnsureIstio { .. } => {
+            // An add-on the plan installs or changes first; a plan that found it as wanted has
+            // no add-on change, and goes straight to checking istiod.
+            for change in step.changes.iter().filter(|c| c.object.is_eks_addon()) {
+                let after = change.after.as_ref().ok_or_else(|| {
+                    crate::eks::EksError::Settings("the add-on change has no settings".to_owned())
+                })?;
+                let settings = crate::eks::AddonSettings::from_value(after)?;
+                cluster
+                    .eks()?
+                    .ensure(&settings, options.rollout_timeout, options.poll, progress)
+                    .await?;
+            }
             let istiod = ObjectRef::new("apps/v1", "Deployment", Some("istio-system"), "istiod");
             // istiod may still be starting (right after an install): wait for it, bounded.
             let deadline = tokio::time::Instant::now() + options.rollout_timeout;

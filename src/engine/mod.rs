@@ -32,6 +32,8 @@ pub struct Options {
     pub store: Store,
     /// Set (e.g. by Ctrl-C) to start no new step; running steps finish and are saved.
     pub stop: Arc<AtomicBool>,
+    /// Let a rollback delete the EKS add-on meshplan created (`rollback --include-addon`).
+    pub include_addon: bool,
 }
 
 /// What the engine reports as it goes.
@@ -293,6 +295,16 @@ async fn rollback_locked(
             restart.push((namespace.clone(), deployment.clone()));
         }
         for image in record.pre_images.iter().rev() {
+            if image.object.is_eks_addon() {
+                let message = undo_addon(cluster, image, options.include_addon)
+                    .await
+                    .map_err(|e| EngineError::Step {
+                        step: step.id.clone(),
+                        message: e.to_string(),
+                    })?;
+                report(Event::Progress(step.id.clone(), message));
+                continue;
+            }
             actions::restore(cluster, image)
                 .await
                 .map_err(|e| EngineError::Step {
@@ -315,6 +327,30 @@ async fn rollback_locked(
             })?;
     }
     Ok(journal)
+}
+
+/// Undoes the add-on part of the `istio` step: deletes the add-on only when meshplan created it
+/// (its pre-image is empty) and the user asked for it; says what it did either way.
+async fn undo_addon(
+    cluster: &Cluster,
+    image: &crate::state::PreImage,
+    include_addon: bool,
+) -> Result<String, ClusterError> {
+    let addon = &image.object;
+    Ok(match (&image.before, include_addon) {
+        (None, true) => {
+            cluster.eks()?.delete(&addon.name).await?;
+            format!("deleted {addon}, which meshplan had created (--include-addon)")
+        }
+        (None, false) => format!(
+            "left {addon} in place: meshplan created it, and deleting it removes Istio; pass \
+             --include-addon to delete it"
+        ),
+        (Some(_), _) => format!(
+            "left {addon} in place: it existed before the migration, and meshplan does not \
+             revert an add-on's version or configuration"
+        ),
+    })
 }
 
 /// Replaces each planned object with what the server would store (server-side dry run, as
@@ -340,6 +376,10 @@ pub async fn preview(cluster: &Cluster, graph: &mut StepGraph) -> Result<(), Clu
             continue;
         }
         for change in &mut step.changes {
+            // The EKS add-on is no Kubernetes object: `eks::observe` previews it instead.
+            if change.object.is_eks_addon() {
+                continue;
+            }
             let Some(after) = &change.after else { continue };
             if change
                 .object

@@ -105,7 +105,7 @@ pub struct Source {
 }
 
 /// An EKS cluster, by name and region.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EksCluster {
     /// Cluster name.
@@ -145,6 +145,27 @@ pub struct Istio {
     /// Target Istio release; decides which API versions are emitted.
     #[serde(default)]
     pub version: IstioVersion,
+}
+
+/// The EKS add-on installed when `addon_name` is not set.
+pub const DEFAULT_ADDON_NAME: &str = "solo-io_istio-distro";
+
+impl Istio {
+    /// The EKS add-on's name (the default one unless `addon_name` is set).
+    pub fn addon_name(&self) -> &str {
+        self.addon_name.as_deref().unwrap_or(DEFAULT_ADDON_NAME)
+    }
+}
+
+impl ResolveConflicts {
+    /// The value the EKS API takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolveConflicts::None => "NONE",
+            ResolveConflicts::Overwrite => "OVERWRITE",
+            ResolveConflicts::Preserve => "PRESERVE",
+        }
+    }
 }
 
 impl Default for Istio {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{access_logging, create, injection_labels, peer_authentication};
+use super::{access_logging, create, injection_labels, istio_step, peer_authentication};
 use crate::inventory::Inventory;
 use crate::istio::ApiVersions;
 use crate::object::ObjectRef;
@@ -46,18 +46,13 @@ pub(super) fn build(
         },
         vec![],
     );
+    let (description, action, changes) = istio_step(spec);
     push(
         "istio".into(),
-        format!(
-            "Make sure Istio {} is installed: istiod available and the Istio CRDs served",
-            spec.istio.version
-        ),
+        description,
         vec!["preflight".into()],
-        Action::EnsureIstio {
-            install: spec.istio.install,
-            revision: spec.istio.revision.as_ref().map(|r| r.to_string()),
-        },
-        vec![],
+        action,
+        changes,
     );
     let mut config_done = vec!["istio".to_owned()];
     if spec.istio.access_logging {

@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::inventory::Inventory;
 use crate::istio::{self, ApiVersions};
 use crate::object::ObjectRef;
-use crate::plan::{Mtls, PlanFile, StrategyKind};
-use crate::steps::{Change, ChangeAction, StepGraph};
+use crate::plan::{Install, Istio, Mtls, PlanFile, PlanSpec, StrategyKind};
+use crate::steps::{Action, Change, ChangeAction, StepGraph};
 use crate::translate::{MANAGED_BY, Translation};
 
 /// The App Mesh injector's namespace label.
@@ -98,6 +98,65 @@ pub fn peer_authentication(api: ApiVersions, namespace: &str, mtls: Mtls) -> Val
         },
     }
     .to_value()
+}
+
+/// The `istio` step: its description, action and, for an EKS add-on install, the add-on's
+/// change (shown as a create until `eks::observe` compares it with the cluster's add-on).
+fn istio_step(spec: &PlanSpec) -> (String, Action, Vec<Change>) {
+    let istio = &spec.istio;
+    let action = Action::EnsureIstio {
+        install: istio.install,
+        revision: istio.revision.as_ref().map(|r| r.to_string()),
+        eks: match istio.install {
+            Install::EksAddon => spec.source.eks.clone(),
+            Install::Existing => None,
+        },
+    };
+    match istio.install {
+        Install::Existing => (
+            format!(
+                "Make sure Istio {} is installed: istiod available and the Istio CRDs served",
+                istio.version
+            ),
+            action,
+            Vec::new(),
+        ),
+        Install::EksAddon => {
+            let cluster = spec.source.eks.as_ref().map(|c| c.name.as_str());
+            let change = Change {
+                action: ChangeAction::Create,
+                object: ObjectRef::eks_addon(cluster, istio.addon_name()),
+                before: None,
+                after: Some(addon_settings(istio)),
+            };
+            (
+                format!(
+                    "Install Istio {} as the EKS add-on {}, wait for it to be ACTIVE, then check \
+                     istiod is available and the Istio CRDs served",
+                    istio.version,
+                    istio.addon_name()
+                ),
+                action,
+                vec![change],
+            )
+        }
+    }
+}
+
+/// The settings of the Istio EKS add-on a plan asks for, as the add-on's change shows them.
+pub fn addon_settings(istio: &Istio) -> Value {
+    let mut settings = serde_json::Map::new();
+    settings.insert("addonName".into(), Value::from(istio.addon_name()));
+    if let Some(version) = &istio.addon_version {
+        settings.insert("addonVersion".into(), Value::from(version.as_str()));
+    }
+    if let Some(values) = &istio.configuration_values {
+        settings.insert("configurationValues".into(), Value::from(values.as_str()));
+    }
+    if let Some(resolve) = istio.resolve_conflicts {
+        settings.insert("resolveConflicts".into(), Value::from(resolve.as_str()));
+    }
+    Value::Object(settings)
 }
 
 /// A change that creates `after`.

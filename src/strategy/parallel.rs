@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{access_logging, create, injection_labels, peer_authentication};
+use super::{access_logging, create, injection_labels, istio_step, peer_authentication};
 use crate::entry::Entry;
 use crate::inventory::{Inventory, Item};
 use crate::istio::ApiVersions;
@@ -54,19 +54,8 @@ pub(super) fn build(
         },
         vec![],
     );
-    push(
-        "istio",
-        format!(
-            "Make sure Istio {} is installed: istiod available and the Istio CRDs served",
-            spec.istio.version
-        ),
-        &["preflight"],
-        Action::EnsureIstio {
-            install: spec.istio.install,
-            revision: spec.istio.revision.as_ref().map(|r| r.to_string()),
-        },
-        vec![],
-    );
+    let (description, action, changes) = istio_step(spec);
+    push("istio", description, &["preflight"], action, changes);
     let mut config = vec!["istio"];
     if spec.istio.access_logging {
         push(

@@ -174,6 +174,9 @@ enum Command {
         /// Do not ask for confirmation (required when stdin is not a terminal).
         #[arg(long)]
         auto_approve: bool,
+        /// Also delete the Istio EKS add-on, when meshplan created it.
+        #[arg(long)]
+        include_addon: bool,
     },
     /// Show the steps of the current run: state, timing, errors, and who holds the lock.
     #[command(
@@ -297,6 +300,13 @@ struct ClusterArgs {
     /// Use the pod's service account, ignoring kubeconfigs (how the CronJob runs).
     #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
     in_cluster: bool,
+    /// The EKS cluster of the Istio add-on (default: the plan's `source.eks`, or the EKS ARN of
+    /// the kubeconfig context).
+    #[arg(long, value_name = "NAME", requires = "region")]
+    eks_cluster: Option<String>,
+    /// AWS region of `--eks-cluster`.
+    #[arg(long, requires = "eks_cluster")]
+    region: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -387,7 +397,14 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             let planned = if live {
                 run::plan_live(plan, &cluster, strategy.map(Into::into))?
             } else {
-                pipeline::plan_offline(plan, strategy.map(Into::into)).map_err(boxed)?
+                let eks = run::eks_cluster(&plan, &cluster);
+                let mut planned =
+                    pipeline::plan_offline(plan, strategy.map(Into::into)).map_err(boxed)?;
+                // Offline, the add-on is shown as the plan asks for it, on the cluster known.
+                if let (Some(None), Some(eks)) = (planned.graph.addon_cluster(), eks) {
+                    planned.graph.bind_eks(&eks);
+                }
+                planned
             };
             if let Some(out) = &out {
                 let saved = meshplan::saved::SavedPlan::new(
@@ -518,7 +535,8 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             cluster,
             to,
             auto_approve,
-        } => run::rollback(&plan, &cluster, to.as_deref(), auto_approve),
+            include_addon,
+        } => run::rollback(&plan, &cluster, to.as_deref(), auto_approve, include_addon),
         Command::Status {
             plan,
             cluster,

@@ -1,5 +1,5 @@
 //! What a run shows as it goes: a line per step event, and on a terminal a live line per rollout
-//! being waited for (replica counts), cleared when the step ends.
+//! being waited for (replica counts), cleared when the step ends; elsewhere a line per change.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -14,6 +14,8 @@ pub struct Display {
     /// Live lines, only when stderr is a terminal.
     live: Option<MultiProgress>,
     bars: Mutex<BTreeMap<String, ProgressBar>>,
+    /// Off a terminal, the last progress line printed per step, so only changes are printed.
+    last: Mutex<BTreeMap<String, String>>,
 }
 
 impl Display {
@@ -22,6 +24,7 @@ impl Display {
         Display {
             live: std::io::stderr().is_terminal().then(MultiProgress::new),
             bars: Mutex::default(),
+            last: Mutex::default(),
         }
     }
 
@@ -42,6 +45,14 @@ impl Display {
                         bar
                     });
                     bar.set_message(format!("{id}: {message}"));
+                } else {
+                    // In logs, a line when the progress changes (an add-on's status, a rollout's
+                    // counts, what a rollback left in place), never a repeat of the last.
+                    let mut last = self.last.lock().expect("display lock");
+                    if last.get(&id) != Some(&message) {
+                        eprintln!("  {id}: {message}");
+                        last.insert(id, message);
+                    }
                 }
                 return;
             }

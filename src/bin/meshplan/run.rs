@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use meshplan::cluster::{self, Cluster};
+use meshplan::eks::{self, EksError};
 use meshplan::engine::{self, EngineError, Options};
+use meshplan::plan::EksCluster;
 use meshplan::plan::{PlanFile, StateBackend};
 use meshplan::report::{self, Format, text::Palette};
 use meshplan::saved::SavedPlan;
@@ -36,7 +38,60 @@ fn options(plan: &PlanFile, concurrency: usize, store: Store) -> Options {
         poll: Duration::from_millis(500),
         store,
         stop: Arc::default(),
+        include_addon: false,
     }
+}
+
+/// The EKS cluster of the Istio add-on: `--eks-cluster`/`--region`, the plan's `source.eks`, or
+/// the EKS ARN the kubeconfig context names.
+pub(crate) fn eks_cluster(plan: &PlanFile, args: &ClusterArgs) -> Option<EksCluster> {
+    if let Some(eks) = args_or_plan_eks(plan, args) {
+        return Some(eks);
+    }
+    if args.in_cluster {
+        return None;
+    }
+    let kubeconfig = args.kubeconfig.clone().or_else(|| {
+        plan.spec
+            .source
+            .kubeconfig
+            .as_ref()
+            .map(|p| plan.base_dir().join(p))
+    });
+    let context = args
+        .context
+        .clone()
+        .or_else(|| plan.spec.source.context.clone());
+    eks::cluster_of_kubeconfig(kubeconfig.as_deref(), context.as_deref())
+}
+
+/// The EKS cluster named by `--eks-cluster`/`--region` or `[source] eks` (not by a kubeconfig).
+fn args_or_plan_eks(plan: &PlanFile, args: &ClusterArgs) -> Option<EksCluster> {
+    match (&args.eks_cluster, &args.region) {
+        (Some(name), Some(region)) => Some(EksCluster {
+            name: name.clone(),
+            region: region.clone(),
+        }),
+        _ => plan.spec.source.eks.clone(),
+    }
+}
+
+/// Names the add-on's EKS cluster in the graph and compares the planned add-on with the one the
+/// cluster has; refuses, before anything changes, a graph whose add-on has no cluster.
+async fn bind_addon(
+    cluster: &Cluster,
+    graph: &mut meshplan::steps::StepGraph,
+    eks: Option<&EksCluster>,
+) -> Result<(), Failure> {
+    let Some(bound) = graph.addon_cluster() else {
+        return Ok(());
+    };
+    if bound.is_none() {
+        let eks = eks.ok_or_else(|| failure(EksError::NoCluster))?;
+        graph.bind_eks(eks);
+    }
+    let addons = cluster.eks().map_err(failure)?;
+    eks::observe(graph, addons).await.map_err(failure)
 }
 
 /// Where the plan keeps its journal and lock: local files, or its ConfigMap and Lease in the
@@ -126,9 +181,8 @@ fn store_access(store: &Store) -> Vec<meshplan::steps::Access> {
 
 pub(crate) async fn connect(plan: &PlanFile, args: &ClusterArgs) -> Result<Cluster, Failure> {
     if args.in_cluster {
-        return Ok(Cluster::new(
-            cluster::connect_in_cluster().await.map_err(failure)?,
-        ));
+        let client = cluster::connect_in_cluster().await.map_err(failure)?;
+        return Ok(with_addons(Cluster::new(client), plan, args).await);
     }
     let kubeconfig: Option<PathBuf> = args.kubeconfig.clone().or_else(|| {
         plan.spec
@@ -141,10 +195,30 @@ pub(crate) async fn connect(plan: &PlanFile, args: &ClusterArgs) -> Result<Clust
         .context
         .clone()
         .or_else(|| plan.spec.source.context.clone());
+    // `[source] eks` or `--eks-cluster`, and no kubeconfig named: straight to the EKS API server.
+    if kubeconfig.is_none()
+        && context.is_none()
+        && let Some(eks) = args_or_plan_eks(plan, args)
+    {
+        let client = eks::token::connect(&eks).await.map_err(failure)?;
+        return Ok(with_addons(Cluster::new(client), plan, args).await);
+    }
     let client = cluster::connect(kubeconfig.as_deref(), context.as_deref())
         .await
         .map_err(failure)?;
-    Ok(Cluster::new(client))
+    Ok(with_addons(Cluster::new(client), plan, args).await)
+}
+
+/// The cluster with the EKS API of its Istio add-on, when the plan installs one and its EKS
+/// cluster is known.
+async fn with_addons(cluster: Cluster, plan: &PlanFile, args: &ClusterArgs) -> Cluster {
+    if plan.spec.istio.install != meshplan::plan::Install::EksAddon {
+        return cluster;
+    }
+    match eks_cluster(plan, args) {
+        Some(eks) => cluster.with_eks(eks::Addons::connect(&eks).await),
+        None => cluster,
+    }
 }
 
 /// Asks for "yes" on a terminal; refuses to guess when there is none.
@@ -202,6 +276,7 @@ pub fn apply(
     };
     let fingerprint = state::fingerprint(plan.text());
     runtime().block_on(async {
+        let eks = eks_cluster(&plan, args);
         if !rehearse {
             let cluster = connect(&plan, args).await?;
             let options = options(&plan, concurrency, store(&plan, Some(&cluster)));
@@ -213,10 +288,31 @@ pub fn apply(
                 &options,
                 approval,
                 colors,
+                eks.as_ref(),
             )
             .await;
         }
         let (server, cluster) = meshplan::rehearse::start(&plan).await.map_err(boxed)?;
+        // An add-on install is rehearsed against a simulated EKS endpoint.
+        let (simulator, cluster, eks) = if plan.spec.istio.install
+            == meshplan::plan::Install::EksAddon
+        {
+            let eks = eks.unwrap_or_else(|| EksCluster {
+                name: "rehearsal".to_owned(),
+                region: "us-east-1".to_owned(),
+            });
+            let simulator = eks::sim::Simulator::start().await.map_err(failure)?;
+            eprintln!(
+                "Rehearsal: a simulated EKS add-on API at {} stands in for EKS cluster {} in {}.",
+                simulator.url(),
+                eks.name,
+                eks.region
+            );
+            let cluster = cluster.with_eks(simulator.addons(&eks.name, &eks.region));
+            (Some(simulator), cluster, Some(eks))
+        } else {
+            (None, cluster, None)
+        };
         // The rehearsal keeps its journal and lock to itself.
         let scratch =
             std::env::temp_dir().join(format!("meshplan-rehearsal-{}", std::process::id()));
@@ -242,6 +338,7 @@ pub fn apply(
             &options,
             approval,
             colors,
+            eks.as_ref(),
         )
         .await;
         if matches!(code, Ok(exit::OK)) {
@@ -249,6 +346,9 @@ pub fn apply(
         }
         let _ = std::fs::remove_dir_all(&scratch);
         server.shutdown().await;
+        if let Some(simulator) = simulator {
+            simulator.shutdown().await;
+        }
         code
     })
 }
@@ -262,6 +362,7 @@ pub struct Approval {
     pub rollback_on_failure: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn apply_on(
     cluster: &Cluster,
     plan: &PlanFile,
@@ -270,6 +371,7 @@ async fn apply_on(
     options: &Options,
     approval: Approval,
     colors: &Colors,
+    eks: Option<&EksCluster>,
 ) -> Result<u8, Failure> {
     let mut checked = false;
     let graph = match Journal::load(&options.store, fingerprint)
@@ -305,6 +407,7 @@ async fn apply_on(
                 let mut planned =
                     pipeline::plan_with(plan.clone(), inventory, "the cluster".to_owned(), None)
                         .map_err(boxed)?;
+                bind_addon(cluster, &mut planned.graph, eks).await?;
                 // Before the dry runs, which need the same permissions as the real thing.
                 check_run_access(cluster, &planned.graph, &options.store).await?;
                 checked = true;
@@ -327,6 +430,9 @@ async fn apply_on(
     };
     if !checked {
         check_run_access(cluster, &graph, &options.store).await?;
+    }
+    if graph.addon_cluster() == Some(None) {
+        return Err(failure(EksError::NoCluster));
     }
     if !confirm("Apply these changes to the cluster?", approval.auto_approve)? {
         eprintln!("Apply cancelled.");
@@ -434,12 +540,16 @@ pub fn rollback(
     args: &ClusterArgs,
     to: Option<&str>,
     auto_approve: bool,
+    include_addon: bool,
 ) -> Result<u8, Failure> {
     let plan = PlanFile::load(path).map_err(boxed)?;
     let fingerprint = state::fingerprint(plan.text());
     runtime().block_on(async {
         let cluster = connect(&plan, args).await?;
-        let options = options(&plan, 1, store(&plan, Some(&cluster)));
+        let options = Options {
+            include_addon,
+            ..options(&plan, 1, store(&plan, Some(&cluster)))
+        };
         let Some(journal) = Journal::load(&options.store, &fingerprint)
             .await
             .map_err(failure)?
@@ -460,6 +570,17 @@ pub fn rollback(
             }
             out.push_str(&format!("\n{} — {}\n", step.id, step.description));
             for image in record.pre_images.iter().rev() {
+                if image.object.is_eks_addon() {
+                    let fate = match (&image.before, include_addon) {
+                        (None, true) => "deleted (meshplan created it; --include-addon)",
+                        (None, false) => {
+                            "left in place (meshplan created it; --include-addon deletes it)"
+                        }
+                        (Some(_), _) => "left in place (it existed before the migration)",
+                    };
+                    out.push_str(&format!("  {}: {fate}\n", image.object));
+                    continue;
+                }
                 let now = cluster.get(&image.object).await.map_err(failure)?;
                 let symbol = match (&image.before, &now) {
                     (None, Some(_)) => "-",
@@ -589,8 +710,13 @@ pub fn plan_live(
     runtime().block_on(async {
         let cluster = connect(&plan, args).await?;
         let inventory = read_cluster(&cluster, &plan, strategy, false).await?;
-        let mut planned = pipeline::plan_with(plan, inventory, "the cluster".to_owned(), strategy)
-            .map_err(boxed)?;
+        let eks = eks_cluster(&plan, args);
+        let source = match &eks {
+            Some(eks) => format!("the cluster (EKS cluster {} in {})", eks.name, eks.region),
+            None => "the cluster".to_owned(),
+        };
+        let mut planned = pipeline::plan_with(plan, inventory, source, strategy).map_err(boxed)?;
+        bind_addon(&cluster, &mut planned.graph, eks.as_ref()).await?;
         engine::preview(&cluster, &mut planned.graph)
             .await
             .map_err(failure)?;
