@@ -225,13 +225,7 @@ fn kustomization(files: &[String]) -> String {
 pub fn render(planned: &Planned, format: RenderFormat) -> Rendered {
     let graph = &planned.graph;
     let strategy = graph.strategy;
-    let created: BTreeSet<String> = graph
-        .steps
-        .iter()
-        .flat_map(|s| &s.changes)
-        .filter(|c| c.action == ChangeAction::Create && c.object.kind == "Namespace")
-        .map(|c| c.object.name.clone())
-        .collect();
+    let created = graph.created_namespaces();
     let mut by_slot: BTreeMap<Slot, Vec<(ChangeAction, Value)>> = BTreeMap::new();
     let mut secrets = Vec::new();
     let mut deletions = Vec::new();

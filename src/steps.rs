@@ -164,6 +164,16 @@ impl Summary {
 }
 
 impl StepGraph {
+    /// The namespaces the graph itself creates.
+    pub fn created_namespaces(&self) -> std::collections::BTreeSet<String> {
+        self.steps
+            .iter()
+            .flat_map(|s| &s.changes)
+            .filter(|c| c.action == ChangeAction::Create && c.object.kind == "Namespace")
+            .map(|c| c.object.name.clone())
+            .collect()
+    }
+
     /// Counts the changes.
     pub fn summary(&self) -> Summary {
         let mut summary = Summary::default();

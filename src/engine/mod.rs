@@ -359,13 +359,7 @@ async fn undo_addon(
 pub async fn preview(cluster: &Cluster, graph: &mut StepGraph) -> Result<(), ClusterError> {
     use crate::steps::ChangeAction;
     // The server cannot dry-run into a namespace an earlier step creates: shown as planned.
-    let new_namespaces: BTreeSet<String> = graph
-        .steps
-        .iter()
-        .flat_map(|s| &s.changes)
-        .filter(|c| c.action == ChangeAction::Create && c.object.kind == "Namespace")
-        .map(|c| c.object.name.clone())
-        .collect();
+    let new_namespaces = graph.created_namespaces();
     for step in &mut graph.steps {
         // A restart's template change is applied with the restart; shown as planned.
         // Secrets are copied at run time; their plan entries carry metadata only.

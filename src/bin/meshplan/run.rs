@@ -51,17 +51,7 @@ pub(crate) fn eks_cluster(plan: &PlanFile, args: &ClusterArgs) -> Option<EksClus
     if args.in_cluster {
         return None;
     }
-    let kubeconfig = args.kubeconfig.clone().or_else(|| {
-        plan.spec
-            .source
-            .kubeconfig
-            .as_ref()
-            .map(|p| plan.base_dir().join(p))
-    });
-    let context = args
-        .context
-        .clone()
-        .or_else(|| plan.spec.source.context.clone());
+    let (kubeconfig, context) = kube_target(plan, args);
     eks::cluster_of_kubeconfig(kubeconfig.as_deref(), context.as_deref())
 }
 
@@ -179,12 +169,9 @@ fn store_access(store: &Store) -> Vec<meshplan::steps::Access> {
     needed
 }
 
-pub(crate) async fn connect(plan: &PlanFile, args: &ClusterArgs) -> Result<Cluster, Failure> {
-    if args.in_cluster {
-        let client = cluster::connect_in_cluster().await.map_err(failure)?;
-        return Ok(with_addons(Cluster::new(client), plan, args).await);
-    }
-    let kubeconfig: Option<PathBuf> = args.kubeconfig.clone().or_else(|| {
+/// The kubeconfig file and context to use: the flags, else the plan's `[source]`.
+fn kube_target(plan: &PlanFile, args: &ClusterArgs) -> (Option<PathBuf>, Option<String>) {
+    let kubeconfig = args.kubeconfig.clone().or_else(|| {
         plan.spec
             .source
             .kubeconfig
@@ -195,6 +182,15 @@ pub(crate) async fn connect(plan: &PlanFile, args: &ClusterArgs) -> Result<Clust
         .context
         .clone()
         .or_else(|| plan.spec.source.context.clone());
+    (kubeconfig, context)
+}
+
+pub(crate) async fn connect(plan: &PlanFile, args: &ClusterArgs) -> Result<Cluster, Failure> {
+    if args.in_cluster {
+        let client = cluster::connect_in_cluster().await.map_err(failure)?;
+        return Ok(with_addons(Cluster::new(client), plan, args).await);
+    }
+    let (kubeconfig, context) = kube_target(plan, args);
     // `[source] eks` or `--eks-cluster`, and no kubeconfig named: straight to the EKS API server.
     if kubeconfig.is_none()
         && context.is_none()
