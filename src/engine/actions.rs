@@ -8,11 +8,76 @@ use crate::diff::strip_server_fields;
 use crate::diff::{merge_patch, normalise};
 use crate::object::ObjectRef;
 use crate::state::PreImage;
-use crate::steps::{Action, ChangeAction, Step};
+use crate::steps::{Action, Change, ChangeAction, Step};
 
-/// The objects a step will touch, as they are now.
-pub async fn pre_images(cluster: &Cluster, step: &Step) -> Result<Vec<PreImage>, ClusterError> {
-    let mut out = Vec::new();
+/// Runs `work` on every item, at most `limit` at a time, and returns the results in item order.
+/// On an error no new work starts; what runs finishes, and the first error is returned.
+async fn bounded<T, R, Fut>(
+    items: Vec<T>,
+    limit: usize,
+    work: impl Fn(T) -> Fut,
+) -> Result<Vec<R>, ClusterError>
+where
+    R: Send + 'static,
+    Fut: std::future::Future<Output = Result<R, ClusterError>> + Send + 'static,
+{
+    let mut running = tokio::task::JoinSet::new();
+    let mut results: Vec<Option<R>> = Vec::with_capacity(items.len());
+    let mut failure = None;
+    for (i, item) in items.into_iter().enumerate() {
+        results.push(None);
+        while running.len() >= limit.max(1) {
+            collect(&mut running, &mut results, &mut failure).await;
+        }
+        if failure.is_some() {
+            break;
+        }
+        let task = work(item);
+        running.spawn(async move { (i, task.await) });
+    }
+    while !running.is_empty() {
+        collect(&mut running, &mut results, &mut failure).await;
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(results.into_iter().flatten().collect()),
+    }
+}
+
+async fn collect<R: 'static>(
+    running: &mut tokio::task::JoinSet<(usize, Result<R, ClusterError>)>,
+    results: &mut [Option<R>],
+    failure: &mut Option<ClusterError>,
+) {
+    if let Some(joined) = running.join_next().await {
+        match joined.expect("object tasks do not panic") {
+            (i, Ok(value)) => results[i] = Some(value),
+            (_, Err(error)) => {
+                failure.get_or_insert(error);
+            }
+        }
+    }
+}
+
+/// Consecutive changes of one kind: each run concurrently, one run after another (Istio wants
+/// DestinationRules before the routes that name their subsets; App Mesh objects go in order).
+fn runs_of_kind(changes: &[Change]) -> Vec<Vec<Change>> {
+    let mut runs: Vec<Vec<Change>> = Vec::new();
+    for change in changes {
+        match runs.last_mut() {
+            Some(run) if run[0].object.kind == change.object.kind => run.push(change.clone()),
+            _ => runs.push(vec![change.clone()]),
+        }
+    }
+    runs
+}
+
+/// The objects a step will touch, as they are now (read concurrently).
+pub async fn pre_images(
+    cluster: &Cluster,
+    step: &Step,
+    limit: usize,
+) -> Result<Vec<PreImage>, ClusterError> {
     let mut objects: Vec<ObjectRef> = step
         .changes
         .iter()
@@ -24,21 +89,55 @@ pub async fn pre_images(cluster: &Cluster, step: &Step) -> Result<Vec<PreImage>,
     {
         objects.push(ObjectRef::new("v1", "Namespace", None, namespace));
     }
-    for object in objects {
-        let before = if object.is_eks_addon() {
-            // Not a Kubernetes object: its pre-image is the add-on as EKS describes it, and an
-            // empty one records that meshplan created it (only then may a rollback delete it).
-            let addon = cluster.eks()?.describe(&object.name).await?;
-            addon.map(|a| crate::eks::settings_value(&a, None))
-        } else {
-            cluster.get(&object).await?.map(|o| strip_server_fields(&o))
-        };
-        out.push(PreImage { object, before });
-    }
-    Ok(out)
+    bounded(objects, limit, |object| {
+        let cluster = cluster.clone();
+        async move {
+            let before = if object.is_eks_addon() {
+                // Not a Kubernetes object: its pre-image is the add-on as EKS describes it, and
+                // an empty one records that meshplan created it (only then may a rollback delete
+                // it).
+                let addon = cluster.eks()?.describe(&object.name).await?;
+                addon.map(|a| crate::eks::settings_value(&a, None))
+            } else {
+                cluster.get(&object).await?.map(|o| strip_server_fields(&o))
+            };
+            Ok(PreImage { object, before })
+        }
+    })
+    .await
 }
 
-/// Carries out a step and verifies it.
+/// Brings one object to its planned state; nothing when it is there already.
+async fn apply_change(cluster: Cluster, change: Change) -> Result<(), ClusterError> {
+    let Some(after) = &change.after else {
+        return Ok(());
+    };
+    let current = cluster.get(&change.object).await?;
+    if current.as_ref().is_some_and(|c| same(c, after)) {
+        return Ok(());
+    }
+    match (change.action, &current, &change.before) {
+        // Objects meshplan owns: server-side apply.
+        (ChangeAction::Create, _, _) => {
+            cluster.apply(after).await?;
+        }
+        // Someone else's object: patch only the fields the plan changes.
+        (_, Some(_), Some(before)) => {
+            cluster
+                .merge(
+                    &change.object,
+                    // Server-set fields (resourceVersion above all) are not ours to patch.
+                    &merge_patch(&strip_server_fields(before), &strip_server_fields(after)),
+                )
+                .await?;
+        }
+        _ => {
+            cluster.apply(after).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Reports how a long-running action is getting on.
 pub type Progress<'a> = &'a (dyn Fn(String) + Send + Sync);
 
@@ -107,34 +206,11 @@ pub async fn act(
             cluster.resource(&probe).await.map(|_| ())
         }
         Action::Apply => {
-            for change in &step.changes {
-                let Some(after) = &change.after else { continue };
-                let current = cluster.get(&change.object).await?;
-                if current.as_ref().is_some_and(|c| same(c, after)) {
-                    continue;
-                }
-                match (change.action, &current, &change.before) {
-                    // Objects meshplan owns: server-side apply.
-                    (ChangeAction::Create, _, _) => {
-                        cluster.apply(after).await?;
-                    }
-                    // Someone else's object: patch only the fields the plan changes.
-                    (_, Some(_), Some(before)) => {
-                        cluster
-                            .merge(
-                                &change.object,
-                                // Server-set fields (resourceVersion above all) are not ours to patch.
-                                &merge_patch(
-                                    &strip_server_fields(before),
-                                    &strip_server_fields(after),
-                                ),
-                            )
-                            .await?;
-                    }
-                    _ => {
-                        cluster.apply(after).await?;
-                    }
-                }
+            for run in runs_of_kind(&step.changes) {
+                bounded(run, options.concurrency, |change| {
+                    apply_change(cluster.clone(), change)
+                })
+                .await?;
             }
             Ok(())
         }
@@ -191,8 +267,12 @@ pub async fn act(
             Ok(())
         }
         Action::Delete => {
-            for change in &step.changes {
-                cluster.delete(&change.object).await?;
+            for run in runs_of_kind(&step.changes) {
+                bounded(run, options.concurrency, |change| {
+                    let cluster = cluster.clone();
+                    async move { cluster.delete(&change.object).await }
+                })
+                .await?;
             }
             Ok(())
         }

@@ -221,7 +221,7 @@ async fn run_step(
     // Pre-images are taken once: a resumed step keeps those of its first attempt.
     let known = journal.lock().await.step(&step.id).pre_images.clone();
     let pre_images = if known.is_empty() {
-        actions::pre_images(cluster, step).await?
+        actions::pre_images(cluster, step, options.concurrency).await?
     } else {
         known
     };
