@@ -32,7 +32,7 @@ impl Display {
     pub fn show(&self, event: Event) {
         let (id, line) = match event {
             Event::Progress(id, message) => {
-                // Off a terminal, progress would only be noise between the step lines.
+                // On a terminal: one live line per running step, redrawn in place.
                 if let Some(live) = &self.live {
                     let mut bars = self.bars.lock().expect("display lock");
                     let bar = bars.entry(id.clone()).or_insert_with(|| {
