@@ -60,11 +60,8 @@ pub fn objects(
     }
     let source = plan.namespaces().into_iter().next().unwrap_or_default();
     let state_namespace = spec
-        .state
-        .namespace
-        .as_ref()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|| source.clone());
+        .state_namespace()
+        .map_or_else(|| source.clone(), |n| n.to_string());
     let namespace = namespace.map_or(state_namespace.clone(), str::to_owned);
     let target = spec
         .strategy

@@ -148,37 +148,14 @@ impl Cluster {
         object: &ObjectRef,
         patch: &Value,
     ) -> Result<Value, ClusterError> {
-        let api = self.api(object).await?;
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            dry_run: true,
-            ..PatchParams::default()
-        };
-        let patch = Patch::Merge(patch);
-        let patched = retry(|| api.patch(&object.name, &params, &patch))
+        self.merge_patch(object, patch, true, super::transient, "dry-run patching")
             .await
-            .map_err(|source| ClusterError::Api {
-                what: format!("dry-run patching {object}"),
-                source,
-            })?;
-        Ok(with_type(patched, object))
     }
 
     /// A JSON merge patch (`null` removes a key).
     pub async fn merge(&self, object: &ObjectRef, patch: &Value) -> Result<Value, ClusterError> {
-        let api = self.api(object).await?;
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..PatchParams::default()
-        };
-        let patch = Patch::Merge(patch);
-        let patched = retry(|| api.patch(&object.name, &params, &patch))
+        self.merge_patch(object, patch, false, super::transient, "patching")
             .await
-            .map_err(|source| ClusterError::Api {
-                what: format!("patching {object}"),
-                source,
-            })?;
-        Ok(with_type(patched, object))
     }
 
     /// Merge-patches an object on the condition that it is still at `resource_version`: a 409
@@ -189,22 +166,34 @@ impl Cluster {
         patch: &Value,
         resource_version: &str,
     ) -> Result<Value, ClusterError> {
+        let mut patch = patch.clone();
+        patch["metadata"]["resourceVersion"] = Value::String(resource_version.to_owned());
+        self.merge_patch(object, &patch, false, super::unavailable, "patching")
+            .await
+    }
+
+    /// One merge-patch request as meshplan's field manager, retried while `again` says so.
+    async fn merge_patch(
+        &self,
+        object: &ObjectRef,
+        patch: &Value,
+        dry_run: bool,
+        again: fn(&kube::Error) -> bool,
+        what: &str,
+    ) -> Result<Value, ClusterError> {
         let api = self.api(object).await?;
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
+            dry_run,
             ..PatchParams::default()
         };
-        let mut patch = patch.clone();
-        patch["metadata"]["resourceVersion"] = Value::String(resource_version.to_owned());
-        let patch = Patch::Merge(&patch);
-        let patched = super::retry_when(super::unavailable, || {
-            api.patch(&object.name, &params, &patch)
-        })
-        .await
-        .map_err(|source| ClusterError::Api {
-            what: format!("patching {object}"),
-            source,
-        })?;
+        let patch = Patch::Merge(patch);
+        let patched = super::retry_when(again, || api.patch(&object.name, &params, &patch))
+            .await
+            .map_err(|source| ClusterError::Api {
+                what: format!("{what} {object}"),
+                source,
+            })?;
         Ok(with_type(patched, object))
     }
 

@@ -41,6 +41,17 @@ pub struct PlanSpec {
     pub verify: Option<Verify>,
 }
 
+impl PlanSpec {
+    /// The namespace of the configmap backend's ConfigMap and Lease: `state.namespace`, by
+    /// default the first source namespace.
+    pub fn state_namespace(&self) -> Option<&NamespaceName> {
+        self.state
+            .namespace
+            .as_ref()
+            .or(self.source.namespaces.first())
+    }
+}
+
 /// `meshplan verify`: requests sent to a URL, answers counted per backend, and the counts
 /// compared with the expected weights by a chi-square test.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -523,11 +523,7 @@ fn check_cleanup_and_state<'a>(spec: &'a PlanSpec, p: &mut Problems<'a>) {
     }
     // The journal and lock would go with the namespace they live in.
     if spec.state.backend == StateBackend::Configmap && spec.cleanup.delete_source_namespace {
-        let state_namespace = spec
-            .state
-            .namespace
-            .as_ref()
-            .or(spec.source.namespaces.first());
+        let state_namespace = spec.state_namespace();
         if state_namespace.is_some_and(|n| spec.source.namespaces.contains(n)) {
             p.key(
                 &[Key("cleanup"), Key("delete_source_namespace")],

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{Command, Live, Outcome, Phase, RAMP, RampState, Step, TickRecord};
+use super::{Command, Live, Outcome, RAMP, RampState, Step, TickRecord};
 use crate::cluster::{Cluster, ClusterError};
 use crate::entry::Entry;
 use crate::gates::{self, GateContext, GateError, Prometheus};
@@ -261,9 +261,4 @@ async fn finalize(
         done.push("the old side was left as it is (`[cleanup]`)".to_owned());
     }
     Ok(done)
-}
-
-/// True when a ramp in this phase is over (complete, rolled back or aborted).
-pub fn finished(phase: Phase) -> bool {
-    matches!(phase, Phase::Complete | Phase::RolledBack | Phase::Aborted)
 }

@@ -92,10 +92,7 @@ pub(crate) fn store(plan: &PlanFile, cluster: Option<&Cluster>) -> Store {
         (StateBackend::Configmap, Some(cluster)) => {
             let namespace = plan
                 .spec
-                .state
-                .namespace
-                .as_ref()
-                .or(plan.spec.source.namespaces.first())
+                .state_namespace()
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "default".to_owned());
             Store::cluster(cluster.client.clone(), &namespace, &plan.name)
