@@ -193,7 +193,12 @@ pub async fn act(
                             options.rollout_timeout
                         )));
                     }
-                    Some(_) => tokio::time::sleep(options.poll).await,
+                    Some(_) => {
+                        progress(
+                            "waiting for istiod to become Available in istio-system".to_owned(),
+                        );
+                        tokio::time::sleep(options.poll).await;
+                    }
                 }
             }
             // Discovery fails when the Istio CRDs are not served.

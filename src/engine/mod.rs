@@ -157,6 +157,7 @@ async fn apply_locked(
                     report(Event::Skipped(step.id.clone()));
                     continue;
                 }
+                tracing::info!(step = %step.id, "step started");
                 report(Event::Started(step.id.clone()));
                 let (cluster, journal, options, progress) = (
                     cluster.clone(),
@@ -190,11 +191,13 @@ async fn apply_locked(
         record.finished_at = Some(jiff::Timestamp::now().to_string());
         match result {
             Ok(()) => {
+                tracing::info!(step = %id, "step finished");
                 record.state = StepState::Done;
                 record.error = None;
                 report(Event::Finished(id));
             }
             Err(error) => {
+                tracing::info!(step = %id, %error, "step failed");
                 record.state = StepState::Failed;
                 record.error = Some(error.to_string());
                 report(Event::Failed(id.clone(), error.to_string()));
@@ -314,6 +317,7 @@ async fn rollback_locked(
         }
         journal.step(&step.id).state = StepState::RolledBack;
         journal.save(&options.store).await?;
+        tracing::info!(step = %step.id, "step rolled back");
         report(Event::Undone(step.id.clone()));
     }
     for (namespace, deployment) in restart {
@@ -394,6 +398,7 @@ pub async fn preview(cluster: &Cluster, graph: &mut StepGraph) -> Result<(), Clu
                 }
                 _ => continue,
             };
+            tracing::debug!(object = %change.object, "server-side dry run");
             change.after = Some(crate::diff::strip_server_fields(&server));
         }
     }

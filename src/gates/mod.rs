@@ -291,6 +291,7 @@ pub async fn evaluate_all(
     };
     let mut evaluations = Vec::with_capacity(gates.len());
     for gate in gates {
+        tracing::debug!(gate = %gate.name, "querying Prometheus for a gate");
         evaluations.push(evaluate(prom, gate, &ctx).await?);
     }
     Ok(evaluations)

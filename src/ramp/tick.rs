@@ -64,6 +64,8 @@ pub struct TickReport {
     pub state: RampState,
     /// What finalizing deleted or kept, in words.
     pub cleanup: Vec<String>,
+    /// A dry run: this is what the tick would do; nothing was written.
+    pub dry_run: bool,
 }
 
 impl TickReport {
@@ -101,8 +103,21 @@ pub async fn tick(
     options: TickOptions,
 ) -> Result<TickReport, RampError> {
     store
-        .locked(tick_locked(cluster, plan, store, command, options))
+        .locked(tick_locked(cluster, plan, store, command, options, false))
         .await
+}
+
+/// What [`tick`] would do now, without doing it: reads the state, the entry and the gates, and
+/// asks the server to dry-run the weight change; writes no weight, no state, deletes nothing and
+/// takes no lock (a dry run that took it could refuse a real tick running at the same time).
+pub async fn dry_run(
+    cluster: &Cluster,
+    plan: &PlanFile,
+    store: &Store,
+    command: Command,
+    options: TickOptions,
+) -> Result<TickReport, RampError> {
+    tick_locked(cluster, plan, store, command, options, true).await
 }
 
 async fn tick_locked(
@@ -111,6 +126,7 @@ async fn tick_locked(
     store: &Store,
     command: Command,
     options: TickOptions,
+    dry_run: bool,
 ) -> Result<TickReport, RampError> {
     if plan.spec.strategy.kind != StrategyKind::ParallelNamespace {
         return Err(RampError::NotParallel);
@@ -137,6 +153,7 @@ async fn tick_locked(
 
     let mut evaluations = Vec::new();
     let mut step = super::decide(&state, &ramp, command, live, now);
+    tracing::info!(weight = state.weight, live = ?live.weight, ?step, "ramp decided");
     if step == Step::Evaluate {
         if !ramp.gates.is_empty() {
             let url = ramp.prometheus.as_ref().ok_or(RampError::NoPrometheus)?;
@@ -148,6 +165,9 @@ async fn tick_locked(
                 at: None,
             };
             evaluations = gates::evaluate_all(&prometheus, &ramp.gates, &context).await?;
+            for e in &evaluations {
+                tracing::info!(gate = %e.gate, value = ?e.value, verdict = ?e.verdict, "gate evaluated");
+            }
         }
         step = super::judge(&state, &ramp, &evaluations);
     }
@@ -157,36 +177,55 @@ async fn tick_locked(
         let Some(live_object) = live_object.as_ref().filter(|_| live.weight.is_some()) else {
             return Err(RampError::EntryMissing(object));
         };
-        // Write-ahead: a crash between the write and the save is recognised by `reconcile`.
-        state.pending = Some(*to);
-        save(store, &state).await?;
-        if let Err(conflict) = write_weight(cluster, &entry, live_object, *to).await {
+        if dry_run {
+            // The server validates the change; nothing is stored.
+            cluster
+                .dry_run_merge(&object, &weight_patch(&entry, live_object, *to))
+                .await?;
+        } else {
+            // Write-ahead: a crash between the write and the save is recognised by `reconcile`.
+            state.pending = Some(*to);
+            save(store, &state).await?;
+            if let Err(conflict) = write_weight(cluster, &entry, live_object, *to).await {
+                state.pending = None;
+                step = Step::Record {
+                    outcome: Outcome::Paused,
+                    note: format!(
+                        "the entry changed while meshplan moved it ({conflict}); meshplan does \
+                         not fight: check it, then `meshplan ramp --resume`"
+                    ),
+                };
+            }
             state.pending = None;
-            step = Step::Record {
-                outcome: Outcome::Paused,
-                note: format!(
-                    "the entry changed while meshplan moved it ({conflict}); meshplan does not \
-                     fight: check it, then `meshplan ramp --resume`"
-                ),
-            };
         }
-        state.pending = None;
     }
     let mut record = super::record(&mut state, command, &step, evaluations, &stamp);
     let mut cleanup = Vec::new();
     if matches!(record.outcome, Outcome::Completed | Outcome::Promoted) {
-        cleanup = finalize(cluster, plan, &entry, options).await?;
+        cleanup = finalize(cluster, plan, &entry, options, dry_run).await?;
         if let Some(last) = state.history.last_mut() {
             last.note = format!("{}; {}", last.note, cleanup.join("; "));
             record = last.clone();
         }
     }
-    save(store, &state).await?;
+    if !dry_run {
+        save(store, &state).await?;
+    }
     Ok(TickReport {
         record,
         state,
         cleanup,
+        dry_run,
     })
+}
+
+/// The merge patch that moves the entry to `new` percent.
+fn weight_patch(entry: &Entry, live: &Value, new: u8) -> Value {
+    let next = entry.with_weight(live, new);
+    crate::diff::merge_patch(
+        &crate::diff::strip_server_fields(live),
+        &crate::diff::strip_server_fields(&next),
+    )
 }
 
 /// Moves the entry to `new` percent, only if nobody changed it since it was read.
@@ -196,11 +235,7 @@ async fn write_weight(
     live: &Value,
     new: u8,
 ) -> Result<(), ClusterError> {
-    let next = entry.with_weight(live, new);
-    let patch = crate::diff::merge_patch(
-        &crate::diff::strip_server_fields(live),
-        &crate::diff::strip_server_fields(&next),
-    );
+    let patch = weight_patch(entry, live, new);
     let version = live["metadata"]["resourceVersion"]
         .as_str()
         .unwrap_or_default();
@@ -212,14 +247,17 @@ async fn write_weight(
 
 /// At 100 %: deletes the old side's App Mesh objects (`cleanup.delete_appmesh`, the Mesh with
 /// `cleanup.delete_mesh`) and the source namespace (`cleanup.delete_source_namespace` and
-/// `--allow-delete`). Idempotent: what is already gone is skipped.
+/// `--allow-delete`). Idempotent: what is already gone is skipped. A dry run lists and deletes
+/// nothing.
 async fn finalize(
     cluster: &Cluster,
     plan: &PlanFile,
     entry: &Entry,
     options: TickOptions,
+    dry_run: bool,
 ) -> Result<Vec<String>, RampError> {
     let cleanup = &plan.spec.cleanup;
+    let verb = if dry_run { "would delete" } else { "deleted" };
     let mut done = Vec::new();
     if cleanup.delete_appmesh {
         let mut objects = Vec::new();
@@ -237,19 +275,23 @@ async fn finalize(
                     .filter(|m| m.name == plan.spec.source.mesh),
             );
         }
-        for object in &objects {
-            cluster.delete(object).await?;
+        if !dry_run {
+            for object in &objects {
+                cluster.delete(object).await?;
+            }
         }
         done.push(format!(
-            "deleted {} App Mesh object(s) of the old side",
+            "{verb} {} App Mesh object(s) of the old side",
             objects.len()
         ));
     }
     if cleanup.delete_source_namespace {
         if options.allow_delete {
-            let namespace = ObjectRef::new("v1", "Namespace", None, &entry.source);
-            cluster.delete(&namespace).await?;
-            done.push(format!("deleted namespace {}", entry.source));
+            if !dry_run {
+                let namespace = ObjectRef::new("v1", "Namespace", None, &entry.source);
+                cluster.delete(&namespace).await?;
+            }
+            done.push(format!("{verb} namespace {}", entry.source));
         } else {
             done.push(format!(
                 "kept namespace {}: deleting it also needs `--allow-delete`",

@@ -3,9 +3,16 @@
 
 use std::fmt::Write;
 
+use serde_json::Value;
+
 use crate::diff;
 use crate::findings::Finding;
+use crate::gates::{Evaluation, Verdict};
+use crate::object::ObjectRef;
 use crate::pipeline::Planned;
+use crate::ramp::RampState;
+use crate::ramp::tick::TickReport;
+use crate::state::{Holder, Journal};
 
 /// Escapes what would break a Markdown table cell.
 fn cell(text: &str) -> String {
@@ -43,17 +50,6 @@ fn findings(out: &mut String, findings: &[Finding]) {
         );
     }
     out.push('\n');
-}
-
-/// Text shown elsewhere as a Markdown code block, for commands without a Markdown layout.
-pub fn code_block(text: &str) -> String {
-    let mut out = String::from("```text\n");
-    out.push_str(text);
-    if !text.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str("```\n");
-    out
 }
 
 /// The whole plan as Markdown.
@@ -109,5 +105,208 @@ pub fn plan(planned: &Planned) -> String {
         let _ = writeln!(out, "</details>\n");
     }
     let _ = writeln!(out, "**{}**", crate::report::text::summary_line(summary));
+    out
+}
+
+/// A string enum's serialised name, e.g. `rolled-back`.
+fn name_of(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// One gate evaluation as a collapsible block: verdict and value in the summary, the query inside.
+fn evaluation(out: &mut String, e: &Evaluation) {
+    let mark = match e.verdict {
+        Verdict::Pass => "✅ pass",
+        Verdict::Fail => "❌ fail",
+        Verdict::NoData => "❔ no data",
+    };
+    let value = e
+        .value
+        .map_or_else(|| "no data".to_owned(), |v| format!("{v:.6}"));
+    let mut limits = Vec::new();
+    if let Some(min) = e.min {
+        limits.push(format!("min {min}"));
+    }
+    if let Some(max) = e.max {
+        limits.push(format!("max {max}"));
+    }
+    if let (Some(baseline), Some(tolerance)) = (e.baseline, e.tolerance) {
+        limits.push(format!(
+            "App Mesh side {baseline:.6}, tolerance {tolerance}"
+        ));
+    }
+    let _ = writeln!(
+        out,
+        "<details><summary>{mark} <code>{}</code>: {value} ({})</summary>\n",
+        html(&e.gate),
+        html(&limits.join(", "))
+    );
+    if let Some(message) = &e.message {
+        let _ = writeln!(out, "{message}\n");
+    }
+    let _ = writeln!(
+        out,
+        "At {}.\n\n```promql\n{}\n```\n\n</details>\n",
+        e.at, e.query
+    );
+}
+
+/// One ramp tick as a pull-request comment: a table of the move, the note, a block per gate.
+pub fn ramp_tick(plan: &str, report: &TickReport) -> String {
+    let record = &report.record;
+    let mut out = String::new();
+    let dry = if report.dry_run {
+        " (dry run: nothing written)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "## meshplan: ramp `{plan}` — {}{dry}\n",
+        name_of(record.outcome)
+    );
+    let _ = writeln!(
+        out,
+        "| From | To | Outcome | Phase | Failed checks | At |\n|---:|---:|---|---|---:|---|"
+    );
+    let _ = writeln!(
+        out,
+        "| {} % | {} % | {} | {} | {} | {} |\n",
+        record.from,
+        record.to,
+        name_of(record.outcome),
+        name_of(report.state.phase),
+        report.state.failed_checks,
+        record.at
+    );
+    let _ = writeln!(out, "{}\n", record.note);
+    for e in &record.evaluations {
+        evaluation(&mut out, e);
+    }
+    out
+}
+
+/// What `meshplan status` shows.
+pub struct Status<'a> {
+    /// Plan name.
+    pub plan: &'a str,
+    /// Where the journal lives.
+    pub journal_location: &'a str,
+    /// The current run, if any.
+    pub journal: Option<&'a Journal>,
+    /// Where the lock lives.
+    pub lock_location: &'a str,
+    /// Who holds the lock.
+    pub holder: Option<&'a Holder>,
+    /// The ramp, if one started.
+    pub ramp: Option<&'a RampState>,
+}
+
+/// `meshplan status` as a pull-request comment: a table of steps, the lock, the ramp's history
+/// with a collapsible block per tick that evaluated gates.
+pub fn status(status: &Status<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## meshplan: status of `{}`\n\nJournal: `{}`\n",
+        status.plan, status.journal_location
+    );
+    match status.journal {
+        None => {
+            let _ = writeln!(out, "No run yet: `meshplan apply` starts one.\n");
+        }
+        Some(journal) => {
+            let _ = writeln!(
+                out,
+                "| Step | State | Started | Finished | Error |\n|---|---|---|---|---|"
+            );
+            for step in &journal.graph.steps {
+                let Some(record) = journal.steps.get(&step.id) else {
+                    continue;
+                };
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} | {} |",
+                    step.id,
+                    name_of(record.state),
+                    record.started_at.as_deref().unwrap_or(""),
+                    record.finished_at.as_deref().unwrap_or(""),
+                    cell(record.error.as_deref().unwrap_or(""))
+                );
+            }
+            out.push('\n');
+        }
+    }
+    match status.holder {
+        Some(h) => {
+            let _ = writeln!(
+                out,
+                "Lock (`{}`): held by run `{}` (pid {} on {}, since {}).\n",
+                status.lock_location, h.id, h.pid, h.host, h.since
+            );
+        }
+        None => {
+            let _ = writeln!(out, "Lock (`{}`): free.\n", status.lock_location);
+        }
+    }
+    if let Some(ramp) = status.ramp {
+        let _ = writeln!(
+            out,
+            "### Ramp: {} % new, {}{}\n",
+            ramp.weight,
+            name_of(ramp.phase),
+            ramp.reason
+                .as_ref()
+                .map(|r| format!(" ({})", cell(r)))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "| At | Outcome | From | To | Note |\n|---|---|---:|---:|---|"
+        );
+        for record in &ramp.history {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} % | {} % | {} |",
+                record.at,
+                name_of(record.outcome),
+                record.from,
+                record.to,
+                cell(&record.note)
+            );
+        }
+        out.push('\n');
+        for record in ramp.history.iter().filter(|r| !r.evaluations.is_empty()) {
+            let _ = writeln!(out, "Gates at {}:\n", record.at);
+            for e in &record.evaluations {
+                evaluation(&mut out, e);
+            }
+        }
+    }
+    out
+}
+
+/// A translation as a pull-request comment: the findings, then one collapsible YAML block per
+/// Istio object.
+pub fn translation(objects: &[Value], findings_list: &[Finding]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## meshplan: translation ({} Istio objects)\n",
+        objects.len()
+    );
+    findings(&mut out, findings_list);
+    for object in objects {
+        let name = ObjectRef::of(object).to_string();
+        let _ = writeln!(
+            out,
+            "<details><summary><code>{}</code></summary>\n\n```yaml\n{}```\n\n</details>\n",
+            html(&name),
+            diff::to_yaml(object)
+        );
+    }
     out
 }

@@ -7,7 +7,7 @@ use anstyle::{AnsiColor, Style};
 use crate::diff;
 use crate::findings::{Finding, Severity};
 use crate::pipeline::Planned;
-use crate::steps::{ChangeAction, Summary};
+use crate::steps::{ChangeAction, StepGraph, Summary};
 
 /// Colours, or none when the output is not a terminal.
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +115,13 @@ pub fn plan(planned: &Planned, palette: Palette) -> String {
         planned.source
     );
     findings(&mut out, &planned.translation.findings, palette);
+    out.push_str(&steps(graph, palette));
+    out
+}
+
+/// Every step of a graph, a diff per object, and the summary line.
+pub fn steps(graph: &StepGraph, palette: Palette) -> String {
+    let mut out = String::new();
     let total = graph.steps.len();
     for (i, step) in graph.steps.iter().enumerate() {
         let after = if step.depends_on.is_empty() {
@@ -160,4 +167,31 @@ pub fn plan(planned: &Planned, palette: Palette) -> String {
     }
     let _ = writeln!(out, "{}", palette.bold(&summary_line(graph.summary())));
     out
+}
+
+/// What the confirmation prompt shows right before its question: the summary, then one line per
+/// step (id, what it does, how many objects), so the last screen before "yes" says it all.
+pub fn confirmation(summary: &str, steps: &[(String, String, usize)], question: &str) -> String {
+    let mut out = format!("\n{summary}\n");
+    let width = steps.iter().map(|(id, ..)| id.len()).max().unwrap_or(0);
+    for (i, (id, description, objects)) in steps.iter().enumerate() {
+        let objects = match objects {
+            0 => String::new(),
+            1 => " (1 object)".to_owned(),
+            n => format!(" ({n} objects)"),
+        };
+        let _ = writeln!(out, "  {:>2}. {id:<width$}  {description}{objects}", i + 1);
+    }
+    let _ = write!(out, "\n{question}\n  Only 'yes' will be accepted: ");
+    out
+}
+
+/// The confirmation of an apply: the graph's summary and every step.
+pub fn apply_confirmation(graph: &StepGraph, question: &str) -> String {
+    let steps: Vec<(String, String, usize)> = graph
+        .steps
+        .iter()
+        .map(|s| (s.id.clone(), s.description.clone(), s.changes.len()))
+        .collect();
+    confirmation(&summary_line(graph.summary()), &steps, question)
 }

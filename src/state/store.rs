@@ -164,8 +164,10 @@ impl Store {
         work: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
         let lock = self.lock(Holder::current()).await?;
+        tracing::info!(lock = %self.lock_location(), run = %lock.holder().id, "lock taken");
         let result = work.await;
         let released = lock.release().await;
+        tracing::info!(lock = %self.lock_location(), "lock released");
         let value = result?;
         released?;
         Ok(value)

@@ -93,6 +93,8 @@ struct Armed {
 pub struct Faults {
     rules: Mutex<Vec<Armed>>,
     counters: Mutex<BTreeMap<(String, String), u64>>,
+    /// The part of `counters` sent with `dryRun=All`, which stores nothing.
+    dry_runs: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 /// What the server should do with a request.
@@ -165,6 +167,26 @@ impl Faults {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Requests sent with `dryRun=All` (also in [`Faults::counters`]), by verb and resource.
+    pub fn dry_run_counters(&self) -> BTreeMap<(String, String), u64> {
+        self.dry_runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Counts a `dryRun=All` request, besides [`Faults::check`] counting it as a request.
+    pub fn count_dry_run(&self, verb: &str, resource: &str) {
+        if !resource.is_empty() {
+            *self
+                .dry_runs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry((verb.to_string(), resource.to_string()))
+                .or_default() += 1;
+        }
     }
 
     /// Requests counted for a verb and resource.
@@ -281,11 +303,16 @@ pub fn admin(app: &App, method: &Method, path: &str, body: &[u8]) -> Option<Resp
     Some(match (method.clone(), rest) {
         (Method::POST, "faults") => add_from_json(app, body),
         (Method::GET, "counters") => {
+            let dry_runs = app.faults.dry_run_counters();
             let list: Vec<_> = app
                 .faults
                 .counters()
                 .into_iter()
-                .map(|((verb, resource), count)| json!({"verb": verb, "resource": resource, "count": count}))
+                .map(|(key, count)| {
+                    let dry_run = dry_runs.get(&key).copied().unwrap_or(0);
+                    let (verb, resource) = key;
+                    json!({"verb": verb, "resource": resource, "count": count, "dry_run": dry_run})
+                })
                 .collect();
             json_response(200, &json!({"counters": list}))
         }

@@ -418,6 +418,9 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
             return error_response(&e);
         }
     }
+    if query.get("dryRun").is_some_and(|d| d == "All") {
+        app.faults.count_dry_run(&verb, &resource);
+    }
     match app.faults.check(&verb, &resource, &ns, &name) {
         Outcome::Pass => {}
         Outcome::Delay(d) => tokio::time::sleep(d).await,

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use meshplan::findings::{self, Severity};
 use meshplan::inventory::Inventory;
 use meshplan::pipeline;
@@ -16,7 +16,8 @@ mod progress;
 mod ramp;
 mod run;
 
-/// Exit codes, documented in the README.
+/// Exit codes, documented in the README's "Exit codes" table (a test keeps the two in step; the
+/// ramp's 3 and 4 come from `meshplan::ramp::Outcome::exit_code`).
 mod exit {
     pub const OK: u8 = 0;
     pub const ERROR: u8 = 1;
@@ -30,14 +31,22 @@ mod exit {
     name = "meshplan",
     version,
     about = "Plan and carry out the migration of EKS workloads from AWS App Mesh to Istio",
-    after_help = "Exit codes: 0 success, 1 error, 2 changes present (--detailed-exitcode), \
+    after_help = "Examples:\n  meshplan plan plans/color.toml\n  \
+                  meshplan apply plans/color.toml --dry-run\n  \
+                  meshplan -vv apply plans/color.toml\n\n\
+                  Exit codes: 0 success, 1 error, 2 changes present (--detailed-exitcode), \
                   3 findings at or above --fail-on or a ramp rolled back, 4 a ramp paused or \
-                  holding, 130 interrupted (state saved)."
+                  holding, 130 interrupted (state saved). The README's \"Exit codes\" table \
+                  says which command uses which."
 )]
 struct Cli {
     /// Never colour the output (also: NO_COLOR=1).
     #[arg(long, global = true)]
     no_color: bool,
+    /// Log what meshplan does to stderr: -v steps, locks, retries and gates; -vv also every
+    /// request to the cluster. RUST_LOG (e.g. `meshplan=debug`) overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -120,14 +129,22 @@ enum Command {
     /// Translate App Mesh manifests to Istio objects, without a plan.
     #[command(
         after_help = "Examples:\n  meshplan translate -f examples/howto-k8s-http2\n  \
-                            meshplan translate -f app.yaml -o json --fail-on warning"
+                            meshplan translate -f app.yaml -o json --fail-on warning\n  \
+                            meshplan translate -f app.yaml --format markdown > comment.md"
     )]
     Translate {
         /// YAML files or folders holding App Mesh objects.
         #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
         files: Vec<PathBuf>,
-        /// Output format: Istio objects as YAML (findings on stderr), or JSON with both.
-        #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+        /// Output format: Istio objects as YAML (findings on stderr), JSON with both, or Markdown
+        /// for a pull-request comment (findings, a collapsible block per object).
+        #[arg(
+            short = 'o',
+            long = "output",
+            alias = "format",
+            value_enum,
+            default_value = "yaml"
+        )]
         output: TranslateOutput,
         /// Exit 3 when a finding is at least this severe.
         #[arg(long, value_enum, default_value = "error")]
@@ -139,7 +156,8 @@ enum Command {
     /// Carry out the migration against the cluster, step by step, with checkpoints.
     #[command(after_help = "Examples:\n  meshplan apply plans/color.toml\n  \
                             meshplan plan plans/color.toml --context prod --out color.plan.json && meshplan apply color.plan.json\n  \
-                            meshplan apply plans/color.toml --context prod --auto-approve\n\n\
+                            meshplan apply plans/color.toml --context prod --auto-approve\n  \
+                            meshplan apply plans/color.toml --dry-run\n\n\
                             Run it again after an interruption or a failure: it resumes where it stopped.")]
     Apply {
         /// The plan file, or a plan saved with `meshplan plan --out`.
@@ -159,10 +177,15 @@ enum Command {
         /// plan's source manifests, instead of a real one.
         #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
         rehearse: bool,
+        /// Show what apply would do (server-side dry runs included) and change nothing: no lock,
+        /// no journal, no write.
+        #[arg(long, conflicts_with_all = ["rehearse", "auto_approve", "rollback_on_failure"])]
+        dry_run: bool,
     },
     /// Undo what `apply` did, newest step first, restoring every object as it was.
     #[command(after_help = "Examples:\n  meshplan rollback plans/color.toml\n  \
-                            meshplan rollback plans/color.toml --to routing")]
+                            meshplan rollback plans/color.toml --to routing\n  \
+                            meshplan rollback plans/color.toml --dry-run")]
     Rollback {
         /// The plan file.
         plan: PathBuf,
@@ -177,11 +200,14 @@ enum Command {
         /// Also delete the Istio EKS add-on, when meshplan created it.
         #[arg(long)]
         include_addon: bool,
+        /// Show what rollback would undo and change nothing: no lock, no journal, no write.
+        #[arg(long, conflicts_with = "auto_approve")]
+        dry_run: bool,
     },
     /// Show the steps of the current run: state, timing, errors, and who holds the lock.
-    #[command(
-        after_help = "Examples:\n  meshplan status plans/color.toml\n  meshplan status plans/color.toml --format json"
-    )]
+    #[command(after_help = "Examples:\n  meshplan status plans/color.toml\n  \
+                      meshplan status plans/color.toml --format json\n  \
+                      meshplan status plans/color.toml --format markdown > comment.md")]
     Status {
         /// The plan file.
         plan: PathBuf,
@@ -209,9 +235,11 @@ enum Command {
     #[command(
         after_help = "Examples:\n  meshplan ramp plans/color-parallel.toml\n  \
                             meshplan ramp plans/color-parallel.toml --watch\n  \
-                            meshplan ramp plans/color-parallel.toml --resume\n\n\
+                            meshplan ramp plans/color-parallel.toml --resume\n  \
+                            meshplan ramp plans/color-parallel.toml --dry-run --format markdown\n\n\
                             Exit codes: 0 on track (advanced, waiting, complete), 1 error, \
-                            3 rolled back, 4 paused or holding after a failed check."
+                            3 rolled back, 4 paused or holding after a failed check; with \
+                            --dry-run, the code the tick would return."
     )]
     Ramp {
         /// The plan file.
@@ -227,6 +255,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Show what this tick would do (the gates are queried, the weight change is dry-run by
+        /// the server) and change nothing: no lock, no state, no weight written.
+        #[arg(long, conflicts_with = "watch")]
+        dry_run: bool,
     },
     /// Print a CronJob, its RBAC and a ConfigMap with the plan, which run `meshplan ramp` in the
     /// cluster on a schedule (the plan must keep its state in the cluster).
@@ -251,6 +283,24 @@ enum Command {
     Explain {
         /// The code, e.g. MP201.
         code: String,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  meshplan completions bash > /etc/bash_completion.d/meshplan\n  \
+                            meshplan completions zsh > \"${fpath[1]}/_meshplan\"\n  \
+                            meshplan completions fish > ~/.config/fish/completions/meshplan.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of meshplan (roff), or write one page per command into a folder.
+    #[command(after_help = "Examples:\n  meshplan man | man -l -\n  \
+                            meshplan man --out /usr/local/share/man/man1")]
+    Man {
+        /// Write meshplan.1 and meshplan-COMMAND.1 for every command into this folder.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -328,6 +378,7 @@ impl From<StrategyArg> for StrategyKind {
 enum TranslateOutput {
     Yaml,
     Json,
+    Markdown,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -360,6 +411,7 @@ fn main() -> ExitCode {
         stdout: !no_color && std::io::stdout().is_terminal(),
         stderr: !no_color && std::io::stderr().is_terminal(),
     };
+    init_tracing(cli.verbose, colors.stderr);
     let code = match run(cli.command, &colors) {
         Ok(code) => code,
         Err(err) => {
@@ -368,6 +420,24 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(code)
+}
+
+/// Logs to stderr: `RUST_LOG` when set, else meshplan's events at info (-v) or debug with kube's
+/// requests (-vv); nothing without either.
+fn init_tracing(verbose: u8, color: bool) {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(filter) if !filter.trim().is_empty() => filter,
+        _ => match verbose {
+            0 => return,
+            1 => "meshplan=info".to_owned(),
+            _ => "meshplan=debug,kube=debug,kube_client=debug".to_owned(),
+        },
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .init();
 }
 
 /// An error as the CLI reports it.
@@ -519,12 +589,14 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             concurrency,
             rollback_on_failure,
             rehearse,
+            dry_run,
         } => run::apply(
             &plan,
             &cluster,
             run::Approval {
                 auto_approve,
                 rollback_on_failure,
+                dry_run,
             },
             concurrency.into(),
             rehearse,
@@ -536,7 +608,18 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             to,
             auto_approve,
             include_addon,
-        } => run::rollback(&plan, &cluster, to.as_deref(), auto_approve, include_addon),
+            dry_run,
+        } => run::rollback(
+            &plan,
+            &cluster,
+            to.as_deref(),
+            run::Approval {
+                auto_approve,
+                rollback_on_failure: false,
+                dry_run,
+            },
+            include_addon,
+        ),
         Command::Status {
             plan,
             cluster,
@@ -553,11 +636,15 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             control,
             allow_delete,
             format,
+            dry_run,
         } => ramp::ramp(
             &plan,
             &cluster,
             control.command(),
-            control.watch,
+            ramp::Mode {
+                watch: control.watch,
+                dry_run,
+            },
             allow_delete,
             format,
         ),
@@ -574,7 +661,39 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             }
             None => Err(Box::new(UnknownCode(code))),
         },
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "meshplan", &mut out);
+            print(&String::from_utf8_lossy(&out));
+            Ok(exit::OK)
+        }
+        Command::Man { out } => man(out.as_deref()),
     }
+}
+
+/// `meshplan man`: the top page on stdout, or every page into a folder.
+fn man(out: Option<&std::path::Path>) -> Result<u8, Failure> {
+    let io = |path: &std::path::Path| {
+        let path = path.to_owned();
+        move |source| {
+            boxed(meshplan::Error::Io {
+                path: path.clone(),
+                source,
+            })
+        }
+    };
+    let Some(dir) = out else {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut page)
+            .map_err(io(std::path::Path::new("stdout")))?;
+        print(&String::from_utf8_lossy(&page));
+        return Ok(exit::OK);
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    clap_mangen::generate_to(Cli::command(), dir).map_err(io(dir))?;
+    eprintln!("Wrote the man pages into {}.", dir.display());
+    Ok(exit::OK)
 }
 
 fn verify(
@@ -649,6 +768,10 @@ fn translate_files(
             eprint!("{findings_text}");
         }
         TranslateOutput::Json => print(&report::json::translation(&objects, &translation.findings)),
+        TranslateOutput::Markdown => print(&report::markdown::translation(
+            &objects,
+            &translation.findings,
+        )),
     }
     let worst = findings::worst(&translation.findings);
     let failed = matches!((fail_on.threshold(), worst), (Some(t), Some(w)) if w >= t);
@@ -670,4 +793,117 @@ fn print(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, exit};
+    use clap::CommandFactory;
+
+    /// Every command, found from the parser itself, so a new one is checked too.
+    fn commands() -> Vec<clap::Command> {
+        let cli = Cli::command();
+        let mut all = vec![cli.clone()];
+        all.extend(cli.get_subcommands().cloned());
+        all
+    }
+
+    #[test]
+    fn every_command_has_examples_in_its_help() {
+        for mut command in commands() {
+            let help = command.render_long_help().to_string();
+            assert!(
+                help.contains("Example"),
+                "`meshplan {}` --help has no example:\n{help}",
+                command.get_name()
+            );
+        }
+    }
+
+    #[test]
+    fn completions_and_the_man_page_name_every_command() {
+        let mut bash = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "meshplan",
+            &mut bash,
+        );
+        let bash = String::from_utf8(bash).unwrap();
+        let mut man = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut man)
+            .unwrap();
+        let man = String::from_utf8(man).unwrap();
+        assert!(man.contains("\n.TH meshplan 1 "), "{man}");
+        for command in Cli::command().get_subcommands() {
+            let name = command.get_name();
+            assert!(bash.contains(&format!("meshplan,{name})")), "bash: {name}");
+            assert!(
+                man.contains(&format!("meshplan\\-{name}")),
+                "man: {name}\n{man}"
+            );
+        }
+    }
+
+    /// The codes of the README's "Exit codes" table.
+    fn readme_codes() -> std::collections::BTreeSet<u8> {
+        let readme = include_str!("../../../README.md");
+        let table = readme
+            .split("### Exit codes")
+            .nth(1)
+            .expect("the README has an Exit codes section");
+        table
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|l| {
+                l.trim_start_matches('|')
+                    .split('|')
+                    .next()?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_table_lists_exactly_the_codes_meshplan_uses() {
+        use meshplan::ramp::{Outcome, Phase};
+        let mut used: std::collections::BTreeSet<u8> = [
+            exit::OK,
+            exit::ERROR,
+            exit::CHANGES,
+            exit::FINDINGS,
+            exit::INTERRUPTED,
+        ]
+        .into();
+        // `ramp` exits with its outcome's code.
+        for outcome in [
+            Outcome::Advanced,
+            Outcome::Waiting,
+            Outcome::Held,
+            Outcome::Paused,
+            Outcome::Resumed,
+            Outcome::RolledBack,
+            Outcome::Aborted,
+            Outcome::Promoted,
+            Outcome::Completed,
+            Outcome::Unchanged,
+        ] {
+            for phase in [
+                Phase::Ramping,
+                Phase::Paused,
+                Phase::RolledBack,
+                Phase::Aborted,
+                Phase::Complete,
+            ] {
+                used.insert(outcome.exit_code(phase));
+            }
+        }
+        // clap's own code for a usage error.
+        used.insert(clap::Error::new(clap::error::ErrorKind::ArgumentConflict).exit_code() as u8);
+        assert_eq!(readme_codes(), used);
+    }
 }

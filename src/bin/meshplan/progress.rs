@@ -74,3 +74,30 @@ impl Display {
         }
     }
 }
+
+/// Waits `wait`, saying so: on a terminal a live line counting the seconds down, elsewhere one
+/// plain line (a countdown would print a line a second into logs).
+pub async fn countdown(wait: Duration, what: &str) {
+    if !std::io::stderr().is_terminal() {
+        eprintln!("  {what} in {}s", wait.as_secs());
+        tokio::time::sleep(wait).await;
+        return;
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("the template is valid"));
+    let end = tokio::time::Instant::now() + wait;
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let left = end.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        bar.set_message(format!("{what} in {}s", left.as_secs().max(1)));
+        bar.tick();
+        tokio::select! {
+            _ = second.tick() => {}
+            _ = tokio::time::sleep_until(end) => break,
+        }
+    }
+    bar.finish_and_clear();
+}

@@ -14,12 +14,21 @@ use meshplan::report::Format;
 use super::run::{connect, failure, runtime, store};
 use super::{ClusterArgs, Failure, boxed, exit, print};
 
+/// How `ramp` runs: one tick, ticks until the ramp ends, or what one tick would do.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// Tick until the ramp completes, rolls back or pauses.
+    pub watch: bool,
+    /// Show what the tick would do; write nothing.
+    pub dry_run: bool,
+}
+
 /// `meshplan ramp`.
 pub fn ramp(
     path: &Path,
     args: &ClusterArgs,
     command: Command,
-    watch: bool,
+    mode: Mode,
     allow_delete: bool,
     format: Format,
 ) -> Result<u8, Failure> {
@@ -29,18 +38,22 @@ pub fn ramp(
         let cluster = connect(&plan, args).await?;
         let store = store(&plan, Some(&cluster));
         let stop = Arc::new(AtomicBool::new(false));
+        let options = TickOptions { allow_delete };
         loop {
-            let report = tick::tick(
-                &cluster,
-                &plan,
-                &store,
-                command,
-                TickOptions { allow_delete },
-            )
-            .await
+            let report = if mode.dry_run {
+                tick::dry_run(&cluster, &plan, &store, command, options).await
+            } else {
+                tick::tick(&cluster, &plan, &store, command, options).await
+            }
             .map_err(failure)?;
             print(&render(&plan.name, &report, format));
-            if !watch || report.state.phase != Phase::Ramping {
+            if mode.dry_run {
+                eprintln!(
+                    "Dry run: no weight, no state written ({} unchanged), no lock taken.",
+                    store.location(meshplan::ramp::RAMP)
+                );
+            }
+            if !mode.watch || report.state.phase != Phase::Ramping {
                 return Ok(report.exit_code());
             }
             let wait = match report.record.outcome {
@@ -63,8 +76,10 @@ pub fn ramp(
                 ),
                 _ => interval,
             };
+            let what = format!("baking at {} %: next tick", report.state.weight);
+            let countdown = super::progress::countdown(wait, &what);
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
+                _ = countdown => {}
                 _ = tokio::signal::ctrl_c() => {
                     stop.store(true, Ordering::SeqCst);
                 }
@@ -143,15 +158,22 @@ fn render(plan: &str, report: &TickReport, format: Format) -> String {
                 "note": record.note,
                 "evaluations": record.evaluations,
                 "cleanup": report.cleanup,
+                "dry_run": report.dry_run,
             });
             format!(
                 "{}\n",
                 serde_json::to_string_pretty(&doc).expect("reports serialise")
             )
         }
-        Format::Text | Format::Markdown => {
+        Format::Markdown => meshplan::report::markdown::ramp_tick(plan, report),
+        Format::Text => {
             let mut out = format!(
-                "Ramp {plan}: {} % → {} % new ({}; phase {})\n  {}\n",
+                "{}Ramp {plan}: {} % → {} % new ({}; phase {})\n  {}\n",
+                if report.dry_run {
+                    "Dry run (nothing written): "
+                } else {
+                    ""
+                },
                 record.from,
                 record.to,
                 outcome.as_str().unwrap_or_default(),
@@ -161,11 +183,7 @@ fn render(plan: &str, report: &TickReport, format: Format) -> String {
             for evaluation in &record.evaluations {
                 out.push_str(&evaluation_lines(evaluation));
             }
-            if format == Format::Markdown {
-                meshplan::report::markdown::code_block(&out)
-            } else {
-                out
-            }
+            out
         }
     }
 }

@@ -214,8 +214,10 @@ async fn with_addons(cluster: Cluster, plan: &PlanFile, args: &ClusterArgs) -> C
     }
 }
 
-/// Asks for "yes" on a terminal; refuses to guess when there is none.
-fn confirm(question: &str, auto_approve: bool) -> Result<bool, Failure> {
+/// Shows `prompt` (the summary, the steps and the question; see
+/// [`report::text::confirmation`]) and asks for "yes" on a terminal; refuses to guess when there
+/// is none.
+fn confirm(prompt: &str, auto_approve: bool) -> Result<bool, Failure> {
     if auto_approve {
         return Ok(true);
     }
@@ -226,7 +228,7 @@ fn confirm(question: &str, auto_approve: bool) -> Result<bool, Failure> {
                 .to_owned(),
         )));
     }
-    eprint!("{question}\n  Only 'yes' will be accepted: ");
+    eprint!("{prompt}");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()
@@ -346,13 +348,39 @@ pub fn apply(
     })
 }
 
-/// How `apply` may proceed without asking, and what it does on failure.
+/// How `apply` and `rollback` may proceed without asking, what `apply` does on failure, and
+/// whether they only show what they would do.
 #[derive(Debug, Clone, Copy)]
 pub struct Approval {
     /// Do not ask.
     pub auto_approve: bool,
     /// Roll back when a step fails.
     pub rollback_on_failure: bool,
+    /// Show what would happen; take no lock, write no journal, change nothing.
+    pub dry_run: bool,
+}
+
+/// The closing lines of a dry run: who holds the lock (read, not taken: taking it would be a
+/// write, and could refuse a real run started meanwhile), and that nothing changed.
+async fn dry_run_end(store: &Store, what: &str) -> Result<u8, Failure> {
+    match store.holder().await.map_err(failure)? {
+        Some(h) => eprintln!(
+            "Lock ({}): held by run {} (pid {} on {}, since {}); a real {what} would be refused \
+             until it ends (or `meshplan unlock --force {}`).",
+            store.lock_location(),
+            h.id,
+            h.pid,
+            h.host,
+            h.since,
+            h.id
+        ),
+        None => eprintln!("Lock ({}): free.", store.lock_location()),
+    }
+    eprintln!(
+        "Dry run: nothing was changed; no lock was taken and {} was not written.",
+        store.location(state::JOURNAL)
+    );
+    Ok(exit::OK)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -377,11 +405,32 @@ async fn apply_on(
                 .values()
                 .filter(|s| s.state == StepState::Done)
                 .count();
+            let verb = if approval.dry_run {
+                "Dry run: would resume"
+            } else {
+                "Resuming"
+            };
             eprintln!(
-                "Resuming the run recorded in {}: {done} of {} steps done.",
+                "{verb} the run recorded in {}: {done} of {} steps done.",
                 options.store.location(state::JOURNAL),
                 journal.steps.len()
             );
+            if approval.dry_run {
+                let mut out = String::from("Steps left to run:\n");
+                for step in &journal.graph.steps {
+                    let record = &journal.steps[&step.id];
+                    if record.state != StepState::Done {
+                        let state = serde_json::to_value(record.state).expect("states serialise");
+                        out.push_str(&format!(
+                            "  {:<10} {} — {}\n",
+                            state.as_str().unwrap_or_default(),
+                            step.id,
+                            step.description
+                        ));
+                    }
+                }
+                print(&out);
+            }
             journal.graph
         }
         None => {
@@ -390,11 +439,22 @@ async fn apply_on(
                 // Exactly the steps that were reviewed, or nothing.
                 saved.check_fresh(&inventory).map_err(failure)?;
                 eprintln!(
-                    "Applying the saved plan of {} ({} steps). {}",
+                    "{} the saved plan of {} ({} steps). {}",
+                    if approval.dry_run {
+                        "Dry run: would apply"
+                    } else {
+                        "Applying"
+                    },
                     saved.plan_path,
                     saved.graph.steps.len(),
                     report::text::summary_line(saved.graph.summary())
                 );
+                if approval.dry_run {
+                    print(&report::text::steps(
+                        &saved.graph,
+                        Palette::new(colors.stdout),
+                    ));
+                }
                 saved.graph.clone()
             } else {
                 let mut planned =
@@ -427,7 +487,11 @@ async fn apply_on(
     if graph.addon_cluster() == Some(None) {
         return Err(failure(EksError::NoCluster));
     }
-    if !confirm("Apply these changes to the cluster?", approval.auto_approve)? {
+    if approval.dry_run {
+        return dry_run_end(&options.store, "apply").await;
+    }
+    let prompt = report::text::apply_confirmation(&graph, "Do you want to apply these changes?");
+    if !confirm(&prompt, approval.auto_approve)? {
         eprintln!("Apply cancelled.");
         return Ok(exit::OK);
     }
@@ -532,7 +596,7 @@ pub fn rollback(
     path: &Path,
     args: &ClusterArgs,
     to: Option<&str>,
-    auto_approve: bool,
+    approval: Approval,
     include_addon: bool,
 ) -> Result<u8, Failure> {
     let plan = PlanFile::load(path).map_err(boxed)?;
@@ -551,8 +615,19 @@ pub fn rollback(
                 options.store.location(state::JOURNAL),
             )));
         };
+        if let Some(to) = to
+            && !journal.graph.steps.iter().any(|s| s.id == to)
+        {
+            let ids: Vec<&str> = journal.graph.steps.iter().map(|s| s.id.as_str()).collect();
+            return Err(failure(EngineError::UnknownStep {
+                step: to.to_owned(),
+                known: ids.join(", "),
+            }));
+        }
         // The plan of the rollback: each object from how it is now back to its pre-image.
         let mut out = String::from("Rollback will undo, newest step first:\n");
+        let mut undone = Vec::new();
+        let (mut deleted, mut recreated, mut restored, mut restarts) = (0, 0, 0, 0);
         for step in journal.graph.steps.iter().rev() {
             if Some(step.id.as_str()) == to {
                 break;
@@ -562,6 +637,15 @@ pub fn rollback(
                 continue;
             }
             out.push_str(&format!("\n{} — {}\n", step.id, step.description));
+            if matches!(step.action, meshplan::steps::Action::Restart { .. }) {
+                // Redone once the namespace labels are back, so pods lose the Istio sidecar.
+                restarts += 1;
+            }
+            undone.push((
+                step.id.clone(),
+                step.description.clone(),
+                record.pre_images.len(),
+            ));
             for image in record.pre_images.iter().rev() {
                 if image.object.is_eks_addon() {
                     let fate = match (&image.before, include_addon) {
@@ -576,9 +660,18 @@ pub fn rollback(
                 }
                 let now = cluster.get(&image.object).await.map_err(failure)?;
                 let symbol = match (&image.before, &now) {
-                    (None, Some(_)) => "-",
-                    (Some(_), None) => "+",
-                    _ => "~",
+                    (None, Some(_)) => {
+                        deleted += 1;
+                        "-"
+                    }
+                    (Some(_), None) => {
+                        recreated += 1;
+                        "+"
+                    }
+                    _ => {
+                        restored += 1;
+                        "~"
+                    }
                 };
                 out.push_str(&format!("  {symbol} {}\n", image.object));
                 for line in meshplan::diff::unified(now.as_ref(), image.before.as_ref()).lines() {
@@ -587,7 +680,17 @@ pub fn rollback(
             }
         }
         print(&out);
-        if !confirm("Roll these steps back?", auto_approve)? {
+        if approval.dry_run {
+            return dry_run_end(&options.store, "rollback").await;
+        }
+        let summary = format!(
+            "Rollback: {} step(s) to undo: {deleted} object(s) to delete, {recreated} to \
+             recreate, {restored} to restore, {restarts} restart(s).",
+            undone.len()
+        );
+        let prompt =
+            report::text::confirmation(&summary, &undone, "Do you want to roll these steps back?");
+        if !confirm(&prompt, approval.auto_approve)? {
             eprintln!("Rollback cancelled.");
             return Ok(exit::OK);
         }
@@ -628,7 +731,15 @@ pub fn status(path: &Path, args: &ClusterArgs, format: Format) -> Result<u8, Fai
                 serde_json::to_string_pretty(&doc).expect("status serialises")
             ));
         }
-        Format::Text | Format::Markdown => {
+        Format::Markdown => print(&report::markdown::status(&report::markdown::Status {
+            plan: &plan.name,
+            journal_location: &location,
+            journal: journal.as_ref(),
+            lock_location: &store.lock_location(),
+            holder: holder.as_ref(),
+            ramp: ramp.as_ref(),
+        })),
+        Format::Text => {
             let mut out = format!("Plan {} — journal {location}\n", plan.name);
             match &journal {
                 None => out.push_str("  no run yet: `meshplan apply` starts one\n"),
@@ -667,9 +778,6 @@ pub fn status(path: &Path, args: &ClusterArgs, format: Format) -> Result<u8, Fai
             }
             if let Some(ramp) = &ramp {
                 out.push_str(&super::ramp::status_lines(ramp));
-            }
-            if format == Format::Markdown {
-                out = meshplan::report::markdown::code_block(&out);
             }
             print(&out);
         }
