@@ -111,9 +111,29 @@ async fn apply_and_rollback_dry_runs_change_nothing() {
     let quiet = meshplan(&dir, &kubeconfig, &["apply", plan, "--dry-run"]);
     let err = text(&quiet.stderr);
     assert!(quiet.status.success(), "{err}");
-    for level in [" INFO ", " DEBUG ", " TRACE "] {
+    for level in [" WARN ", " INFO ", " DEBUG ", " TRACE "] {
         assert!(!err.contains(level), "{err}");
     }
+
+    // A retried request is said, with its reason, even without -v.
+    server.faults().add(kubesim::Rule {
+        verb: Some("list".into()),
+        resource: Some("virtualnodes".into()),
+        times: Some(1),
+        action: Some(kubesim::faults::Action::Status {
+            code: 500,
+            retry_after: None,
+        }),
+        ..kubesim::Rule::default()
+    });
+    let retried = meshplan(&dir, &kubeconfig, &["apply", plan, "--dry-run"]);
+    let err = text(&retried.stderr);
+    assert!(retried.status.success(), "{err}");
+    assert!(
+        err.contains(" WARN ") && err.contains("retrying a request attempt=1 of=8"),
+        "{err}"
+    );
+    assert!(err.contains("500"), "{err}");
 
     // Without a terminal and without --auto-approve, apply refuses before changing anything.
     let refused = meshplan(&dir, &kubeconfig, &["apply", plan]);

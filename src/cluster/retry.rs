@@ -52,7 +52,7 @@ where
     loop {
         match call().await {
             Err(error) if attempt < ATTEMPTS && again(&error) => {
-                tracing::info!(attempt, of = ATTEMPTS, ?delay, %error, "retrying a request");
+                tracing::warn!(attempt, of = ATTEMPTS, ?delay, %error, "retrying a request");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(MAX_DELAY);
                 attempt += 1;

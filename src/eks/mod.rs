@@ -431,7 +431,7 @@ where
     loop {
         match send().await {
             Err(err) if attempt < ATTEMPTS && retryable(&err) => {
-                tracing::info!(attempt, of = ATTEMPTS, ?delay, error = ?err.code(), "retrying an EKS request");
+                tracing::warn!(attempt, of = ATTEMPTS, ?delay, error = ?err.code(), "retrying an EKS request");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(MAX_BACKOFF);
                 attempt += 1;

@@ -43,8 +43,8 @@ struct Cli {
     /// Never colour the output (also: NO_COLOR=1).
     #[arg(long, global = true)]
     no_color: bool,
-    /// Log what meshplan does to stderr: -v steps, locks, retries and gates; -vv also every
-    /// request to the cluster. RUST_LOG (e.g. `meshplan=debug`) overrides.
+    /// Log what meshplan does to stderr: -v steps, locks and gates; -vv also every request to
+    /// the cluster (retries are logged always). RUST_LOG (e.g. `meshplan=debug`) overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     #[command(subcommand)]
@@ -423,12 +423,13 @@ fn main() -> ExitCode {
 }
 
 /// Logs to stderr: `RUST_LOG` when set, else meshplan's events at info (-v) or debug with kube's
-/// requests (-vv); nothing without either.
+/// requests (-vv); without either, only warnings (a request retried after a backoff), so a wait
+/// for a retry is never silent.
 fn init_tracing(verbose: u8, color: bool) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(filter) if !filter.trim().is_empty() => filter,
         _ => match verbose {
-            0 => return,
+            0 => "meshplan=warn".to_owned(),
             1 => "meshplan=info".to_owned(),
             _ => "meshplan=debug,kube=debug,kube_client=debug".to_owned(),
         },
