@@ -135,6 +135,29 @@ async fn apply_and_rollback_dry_runs_change_nothing() {
     );
     assert!(err.contains("500"), "{err}");
 
+    // A saved plan: checked fresh, its steps shown, nothing written.
+    let saved = dir.join("color.plan.json");
+    let planned = Command::new(env!("CARGO_BIN_EXE_meshplan"))
+        .args(["plan", plan, "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("--out")
+        .arg(&saved)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(planned.status.success(), "{}", text(&planned.stderr));
+    let dry = meshplan(
+        &dir,
+        &kubeconfig,
+        &["apply", saved.to_str().unwrap(), "--dry-run"],
+    );
+    let (out, err) = (text(&dry.stdout), text(&dry.stderr));
+    assert!(dry.status.success(), "{err}");
+    assert!(err.contains("Dry run: would apply the saved plan"), "{err}");
+    assert!(out.contains("Step 1/13 preflight"), "{out}");
+    assert_eq!(real_writes(&server, &start), []);
+    assert!(!journal.exists());
+
     // Without a terminal and without --auto-approve, apply refuses before changing anything.
     let refused = meshplan(&dir, &kubeconfig, &["apply", plan]);
     assert_eq!(refused.status.code(), Some(1));
@@ -188,6 +211,11 @@ async fn apply_and_rollback_dry_runs_change_nothing() {
     assert!(
         err.contains("Dry run: would resume the run recorded in"),
         "{err}"
+    );
+    assert!(
+        text(&dry.stdout).contains("Nothing left to run: every step is done."),
+        "{}",
+        text(&dry.stdout)
     );
     assert_eq!(real_writes(&server, &applied), []);
     assert_eq!(std::fs::read(&journal).unwrap(), recorded);

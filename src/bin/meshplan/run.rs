@@ -416,10 +416,13 @@ async fn apply_on(
                 journal.steps.len()
             );
             if approval.dry_run {
-                let mut out = String::from("Steps left to run:\n");
+                let mut out = String::new();
                 for step in &journal.graph.steps {
                     let record = &journal.steps[&step.id];
                     if record.state != StepState::Done {
+                        if out.is_empty() {
+                            out.push_str("Steps left to run:\n");
+                        }
                         let state = serde_json::to_value(record.state).expect("states serialise");
                         out.push_str(&format!(
                             "  {:<10} {} — {}\n",
@@ -428,6 +431,9 @@ async fn apply_on(
                             step.description
                         ));
                     }
+                }
+                if out.is_empty() {
+                    out.push_str("Nothing left to run: every step is done.\n");
                 }
                 print(&out);
             }
