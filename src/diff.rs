@@ -20,7 +20,8 @@ pub const MASK: &str = "(sensitive value)";
 
 /// The object as compared: no status or server-set metadata, Secret data masked, keys sorted.
 pub fn normalise(object: &Value) -> Value {
-    let mut value = sort_keys(&strip_server_fields(object));
+    let mut value = strip_server_fields(object);
+    value.sort_all_objects();
     if let Value::Object(map) = &mut value {
         if let Some(Value::Object(meta)) = map.get_mut("metadata")
             && let Some(Value::Object(annotations)) = meta.get_mut("annotations")
@@ -59,22 +60,6 @@ pub fn strip_server_fields(object: &Value) -> Value {
     value
 }
 
-fn sort_keys(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let mut sorted = Map::new();
-            for key in keys {
-                sorted.insert(key.clone(), sort_keys(&map[key]));
-            }
-            Value::Object(sorted)
-        }
-        Value::Array(items) => Value::Array(items.iter().map(sort_keys).collect()),
-        other => other.clone(),
-    }
-}
-
 /// Stable YAML of the normalised object.
 pub fn to_yaml(object: &Value) -> String {
     serde_saphyr::to_string(&normalise(object)).expect("JSON values serialise to YAML")
@@ -82,6 +67,12 @@ pub fn to_yaml(object: &Value) -> String {
 
 /// A unified diff of the normalised YAML of two versions of an object (either may be absent).
 pub fn unified(before: Option<&Value>, after: Option<&Value>) -> String {
+    // A created or deleted object is every line added or removed: no diff to compute.
+    match (before, after) {
+        (None, Some(after)) => return whole(&to_yaml(after), '+'),
+        (Some(before), None) => return whole(&to_yaml(before), '-'),
+        _ => {}
+    }
     let old = before.map(to_yaml).unwrap_or_default();
     let new = after.map(to_yaml).unwrap_or_default();
     if old == new {
@@ -103,6 +94,37 @@ pub fn unified(before: Option<&Value>, after: Option<&Value>) -> String {
             },
         )
         .to_string()
+}
+
+/// The unified diff that adds (`+`) or removes (`-`) all of `text`, as `similar` writes it.
+fn whole(text: &str, sign: char) -> String {
+    let lines = text.lines().count();
+    // A range of one line is written without its length.
+    let range = if lines == 1 {
+        "1".to_owned()
+    } else {
+        format!("1,{lines}")
+    };
+    let (header, hunk) = if sign == '+' {
+        (
+            "--- /dev/null\n+++ after\n",
+            format!("@@ -0,0 +{range} @@\n"),
+        )
+    } else {
+        (
+            "--- before\n+++ /dev/null\n",
+            format!("@@ -{range} +0,0 @@\n"),
+        )
+    };
+    let mut out = String::with_capacity(text.len() + lines + header.len() + hunk.len());
+    out.push_str(header);
+    out.push_str(&hunk);
+    for line in text.lines() {
+        out.push(sign);
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// The JSON merge patch that turns `before` into `after` (RFC 7386).
@@ -134,6 +156,32 @@ pub fn merge_patch(before: &Value, after: &Value) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn created_and_deleted_objects_diff_as_similar_writes_them() {
+        for object in [
+            json!({"kind": "A"}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                   "data": {"k": "v", "list": "a\nb"}}),
+        ] {
+            let yaml = to_yaml(&object);
+            let reference = |old: &str, new: &str, from: &str, to: &str| {
+                TextDiff::from_lines(old, new)
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(from, to)
+                    .to_string()
+            };
+            assert_eq!(
+                unified(None, Some(&object)),
+                reference("", &yaml, "/dev/null", "after")
+            );
+            assert_eq!(
+                unified(Some(&object), None),
+                reference(&yaml, "", "before", "/dev/null")
+            );
+        }
+    }
 
     #[test]
     fn server_fields_are_dropped_and_secrets_masked() {

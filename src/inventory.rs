@@ -162,27 +162,7 @@ impl Inventory {
 
     /// Adds every document of one YAML stream.
     pub fn add_yaml(&mut self, file: &Path, text: &str) -> Result<(), ManifestError> {
-        // As the Kubernetes API reads YAML: `0644` is octal; only true/false are booleans, so
-        // a namespace called `n` or a value `yes` stays a string.
-        // The parser's default budget (1,024 documents, 250,000 nodes) protects small configs;
-        // a cluster's worth of manifests in one file is bigger. The limits grow with the text, so
-        // memory stays proportional to the input; alias and depth limits stay as they are
-        // (billion-laughs and deep nesting are still refused).
-        let size = text.len();
-        let defaults = serde_saphyr::Budget::default();
-        let options = serde_saphyr::options! {
-            legacy_octal_numbers: true,
-            strict_booleans: true,
-            budget: serde_saphyr::budget! {
-                max_documents: defaults.max_documents.max(size / 4),
-                max_nodes: defaults.max_nodes.max(size),
-                max_events: defaults.max_events.max(2 * size),
-                max_total_scalar_bytes: defaults.max_total_scalar_bytes.max(size),
-            },
-        };
-        let documents: Vec<serde_saphyr::Spanned<Value>> =
-            serde_saphyr::from_multiple_with_options(text, options)
-                .map_err(|err| yaml_error(file, text, &err))?;
+        let documents = parse_documents(file, text)?;
         for (index, document) in documents.into_iter().enumerate() {
             let origin = Origin {
                 file: file.to_owned(),
@@ -333,6 +313,33 @@ fn json_type(value: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "a mapping",
     }
+}
+
+/// Parses every document of a multi-document YAML text, as the Kubernetes API reads YAML.
+pub fn parse_documents(
+    file: &Path,
+    text: &str,
+) -> Result<Vec<serde_saphyr::Spanned<Value>>, ManifestError> {
+    // As the Kubernetes API reads YAML: `0644` is octal; only true/false are booleans, so
+    // a namespace called `n` or a value `yes` stays a string.
+    // The parser's default budget (1,024 documents, 250,000 nodes) protects small configs;
+    // a cluster's worth of manifests in one file is bigger. The limits grow with the text, so
+    // memory stays proportional to the input; alias and depth limits stay as they are
+    // (billion-laughs and deep nesting are still refused).
+    let size = text.len();
+    let defaults = serde_saphyr::Budget::default();
+    let options = serde_saphyr::options! {
+        legacy_octal_numbers: true,
+        strict_booleans: true,
+        budget: serde_saphyr::budget! {
+            max_documents: defaults.max_documents.max(size / 4),
+            max_nodes: defaults.max_nodes.max(size),
+            max_events: defaults.max_events.max(2 * size),
+            max_total_scalar_bytes: defaults.max_total_scalar_bytes.max(size),
+        },
+    };
+    serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|err| yaml_error(file, text, &err))
 }
 
 fn yaml_error(file: &Path, text: &str, err: &serde_saphyr::Error) -> ManifestError {

@@ -12,7 +12,7 @@ use crate::steps::{Action, Change, ChangeAction, Step};
 
 /// Runs `work` on every item, at most `limit` at a time, and returns the results in item order.
 /// On an error no new work starts; what runs finishes, and the first error is returned.
-async fn bounded<T, R, Fut>(
+pub(super) async fn bounded<T, R, Fut>(
     items: Vec<T>,
     limit: usize,
     work: impl Fn(T) -> Fut,

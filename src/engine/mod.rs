@@ -12,14 +12,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
 use crate::cluster::{Cluster, ClusterError};
+use crate::object::ObjectRef;
 use crate::state::{Journal, LockError, StateError, StepState, Store};
 use crate::steps::{Action, StepGraph};
 
 /// How the engine runs.
+/// `--concurrency` when none is given: steps, and objects within a step, handled at once.
+pub const DEFAULT_CONCURRENCY: u16 = 4;
+
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Steps run at once.
@@ -359,12 +364,17 @@ async fn undo_addon(
 
 /// Replaces each planned object with what the server would store (server-side dry run, as
 /// `kubectl diff` does), so the plan shows server defaults and the server's validation errors
-/// surface before anything is applied.
-pub async fn preview(cluster: &Cluster, graph: &mut StepGraph) -> Result<(), ClusterError> {
+/// surface before anything is applied. At most `limit` dry runs are in flight at once.
+pub async fn preview(
+    cluster: &Cluster,
+    graph: &mut StepGraph,
+    limit: usize,
+) -> Result<(), ClusterError> {
     use crate::steps::ChangeAction;
     // The server cannot dry-run into a namespace an earlier step creates: shown as planned.
     let new_namespaces = graph.created_namespaces();
-    for step in &mut graph.steps {
+    let mut requests = Vec::new();
+    for (s, step) in graph.steps.iter().enumerate() {
         // A restart's template change is applied with the restart; shown as planned.
         // Secrets are copied at run time; their plan entries carry metadata only.
         if matches!(
@@ -373,34 +383,54 @@ pub async fn preview(cluster: &Cluster, graph: &mut StepGraph) -> Result<(), Clu
         ) {
             continue;
         }
-        for change in &mut step.changes {
+        for (c, change) in step.changes.iter().enumerate() {
             // The EKS add-on is no Kubernetes object: `eks::observe` previews it instead.
-            if change.object.is_eks_addon() {
-                continue;
-            }
-            let Some(after) = &change.after else { continue };
-            if change
-                .object
-                .namespace
-                .as_ref()
-                .is_some_and(|n| new_namespaces.contains(n))
+            if change.object.is_eks_addon()
+                || change
+                    .object
+                    .namespace
+                    .as_ref()
+                    .is_some_and(|n| new_namespaces.contains(n))
             {
                 continue;
             }
-            let server = match (change.action, &change.before) {
-                (ChangeAction::Create, _) => cluster.dry_run_apply(after).await?,
-                (ChangeAction::Update, Some(before)) => {
-                    let patch = crate::diff::merge_patch(
+            let dry_run = match (change.action, &change.before, &change.after) {
+                (ChangeAction::Create, _, Some(after)) => DryRun::Apply(after.clone()),
+                (ChangeAction::Update, Some(before), Some(after)) => DryRun::Merge(
+                    change.object.clone(),
+                    crate::diff::merge_patch(
                         &crate::diff::strip_server_fields(before),
                         &crate::diff::strip_server_fields(after),
-                    );
-                    cluster.dry_run_merge(&change.object, &patch).await?
-                }
+                    ),
+                ),
                 _ => continue,
             };
             tracing::debug!(object = %change.object, "server-side dry run");
-            change.after = Some(crate::diff::strip_server_fields(&server));
+            requests.push(((s, c), dry_run));
         }
     }
+    // Every dry run is independent (none writes), so they need not follow the step order.
+    let previewed = actions::bounded(requests, limit, |((s, c), dry_run)| {
+        let cluster = cluster.clone();
+        async move {
+            let server = match dry_run {
+                DryRun::Apply(after) => cluster.dry_run_apply(&after).await?,
+                DryRun::Merge(object, patch) => cluster.dry_run_merge(&object, &patch).await?,
+            };
+            Ok(((s, c), crate::diff::strip_server_fields(&server)))
+        }
+    })
+    .await?;
+    for ((s, c), after) in previewed {
+        graph.steps[s].changes[c].after = Some(after);
+    }
     Ok(())
+}
+
+/// One server-side dry run of `preview`.
+enum DryRun {
+    /// Create (server-side apply) this object.
+    Apply(Value),
+    /// Merge-patch this object.
+    Merge(ObjectRef, Value),
 }

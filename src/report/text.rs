@@ -1,5 +1,6 @@
 //! The plan for people: one block per step, one entry per object, a unified diff each.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
@@ -21,19 +22,20 @@ impl Palette {
         Palette { enabled }
     }
 
-    fn paint(&self, style: Style, text: &str) -> String {
+    // Borrowed when plain: a large plan has hundreds of thousands of diff lines.
+    fn paint<'t>(&self, style: Style, text: &'t str) -> Cow<'t, str> {
         if self.enabled {
-            format!("{}{text}{}", style.render(), style.render_reset())
+            Cow::Owned(format!("{}{text}{}", style.render(), style.render_reset()))
         } else {
-            text.to_owned()
+            Cow::Borrowed(text)
         }
     }
 
-    fn color(&self, color: AnsiColor, text: &str) -> String {
+    fn color<'t>(&self, color: AnsiColor, text: &'t str) -> Cow<'t, str> {
         self.paint(Style::new().fg_color(Some(color.into())), text)
     }
 
-    fn bold(&self, text: &str) -> String {
+    fn bold<'t>(&self, text: &'t str) -> Cow<'t, str> {
         self.paint(Style::new().bold(), text)
     }
 }
@@ -158,7 +160,7 @@ pub fn steps(graph: &StepGraph, palette: Palette) -> String {
                 } else if line.starts_with("@@") {
                     palette.color(AnsiColor::Cyan, line)
                 } else {
-                    line.to_owned()
+                    Cow::Borrowed(line)
                 };
                 let _ = writeln!(out, "      {styled}");
             }

@@ -146,7 +146,9 @@ pub(super) fn build(
         let deployments: Vec<String> = inventory
             .deployments
             .iter()
-            .filter(|d| d.namespace() == ns)
+            .filter(|d| {
+                d.namespace() == ns && !translation.gateway_deployments.contains(&d.object_ref())
+            })
             .map(|d| d.name().to_owned())
             .collect();
         let mut restart_ids = Vec::new();

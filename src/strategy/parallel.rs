@@ -161,7 +161,9 @@ pub(super) fn build(
     let deployments: Vec<&Item<_>> = inventory
         .deployments
         .iter()
-        .filter(|d| d.namespace() == source)
+        .filter(|d| {
+            d.namespace() == source && !translation.gateway_deployments.contains(&d.object_ref())
+        })
         .collect();
     let mut workloads = services;
     workloads.extend(deployments.iter().map(|d| {

@@ -147,50 +147,74 @@ pub struct Present {
 pub fn present(fields: &[Field], raw: &Value) -> Vec<Present> {
     let mut out = Vec::new();
     if let Some(spec) = raw.get("spec") {
-        walk(fields, spec, "spec", "spec", &mut out);
+        let mut at = Paths {
+            pattern: "spec".to_owned(),
+            concrete: "spec".to_owned(),
+        };
+        walk(fields, spec, &mut at, &mut out);
     }
     out
 }
 
-fn walk(fields: &[Field], value: &Value, pattern: &str, concrete: &str, out: &mut Vec<Present>) {
-    if let Some(f) = fields.iter().find(|f| f.path == pattern) {
+/// The table pattern (`a[].b`) and the concrete path (`a[0].b`) of the walk's position, grown
+/// and cut back as it goes, so that only the fields reported are copied.
+struct Paths {
+    pattern: String,
+    concrete: String,
+}
+
+impl Paths {
+    /// Descends one step, runs `f`, and comes back.
+    fn within(
+        &mut self,
+        pattern: [&str; 2],
+        concrete: std::fmt::Arguments,
+        f: impl FnOnce(&mut Self),
+    ) {
+        use std::fmt::Write;
+        let (p, c) = (self.pattern.len(), self.concrete.len());
+        self.pattern.extend(pattern);
+        let _ = self.concrete.write_fmt(concrete);
+        f(self);
+        self.pattern.truncate(p);
+        self.concrete.truncate(c);
+    }
+}
+
+fn walk(fields: &[Field], value: &Value, at: &mut Paths, out: &mut Vec<Present>) {
+    if let Some(f) = fields.iter().find(|f| f.path == at.pattern) {
         out.push(Present {
-            path: concrete.to_owned(),
+            path: at.concrete.clone(),
             disposition: Some(f.disposition),
         });
         return;
     }
-    let below = |sep: &str| {
-        let start = format!("{pattern}{sep}");
-        fields.iter().any(|f| f.path.starts_with(&start))
+    let below = |pattern: &str, sep: &str| {
+        fields.iter().any(|f| {
+            f.path
+                .strip_prefix(pattern)
+                .is_some_and(|rest| rest.starts_with(sep))
+        })
     };
     match value {
-        Value::Object(map) if below(".") => {
+        Value::Object(map) if below(&at.pattern, ".") => {
             for (key, child) in map {
-                walk(
-                    fields,
-                    child,
-                    &format!("{pattern}.{key}"),
-                    &format!("{concrete}.{key}"),
-                    out,
-                );
+                at.within([".", key], format_args!(".{key}"), |at| {
+                    walk(fields, child, at, out)
+                });
             }
         }
-        Value::Array(items) if below("[]") => {
+        Value::Array(items) if below(&at.pattern, "[]") => {
             for (i, child) in items.iter().enumerate() {
-                walk(
-                    fields,
-                    child,
-                    &format!("{pattern}[]"),
-                    &format!("{concrete}[{i}]"),
-                    out,
-                );
+                at.within(["[]", ""], format_args!("[{i}]"), |at| {
+                    walk(fields, child, at, out)
+                });
             }
         }
         // `null` is what YAML gives for an empty key; it carries nothing.
         Value::Null => {}
         _ => out.push(Present {
-            path: concrete.to_owned(),
+            path: at.concrete.clone(),
             disposition: None,
         }),
     }

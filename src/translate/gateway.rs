@@ -236,6 +236,16 @@ pub(super) fn translate(ctx: &mut Ctx<'_>) {
     for gateway in &ctx.inv.virtual_gateways {
         if ctx.admit("VirtualGateway", gateway) {
             gateways.push(gateway);
+            let labels = gateway
+                .value
+                .spec
+                .pod_selector
+                .as_ref()
+                .and_then(crate::appmesh::match_labels)
+                .unwrap_or_default();
+            for deployment in super::node::deployments(ctx, gateway.namespace(), &labels) {
+                ctx.out.gateway_deployments.insert(deployment.object_ref());
+            }
         }
     }
     let mut bound: Vec<Vec<Binding<'_>>> = vec![Vec::new(); gateways.len()];

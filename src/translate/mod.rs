@@ -85,6 +85,9 @@ pub struct Translation {
     pub workloads: Vec<ObjectChange>,
     /// Namespaced App Mesh objects in scope, as read, in deletion order.
     pub appmesh: Vec<Value>,
+    /// Deployments that are App Mesh virtual gateways (their envoy is the gateway, not a
+    /// sidecar): an Istio gateway replaces them (MP401), so they are neither restarted nor cloned.
+    pub gateway_deployments: BTreeSet<ObjectRef>,
     /// The mesh's `namespaceSelector` labels (removed with App Mesh).
     pub mesh_labels: BTreeMap<String, String>,
     /// Findings, sorted.
@@ -327,11 +330,10 @@ impl<'a> Ctx<'a> {
     }
 
     /// The Service as it will be after earlier edits (or as read).
-    pub fn service_now(&self, service: &Item<Service>) -> Value {
-        self.service_edits.get(&service.object_ref()).map_or_else(
-            || service.raw.clone(),
-            |&i| self.out.services[i].after.clone(),
-        )
+    pub fn service_now<'s>(&'s self, service: &'s Item<Service>) -> &'s Value {
+        self.service_edits
+            .get(&service.object_ref())
+            .map_or(&service.raw, |&i| &self.out.services[i].after)
     }
 
     /// A Service by namespace and name.

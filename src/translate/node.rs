@@ -1735,7 +1735,8 @@ fn istio_spiffe_id(san: &str) -> Option<&str> {
 
 /// The Deployments whose pod templates carry all of `labels` in `namespace` (none for empty
 /// labels: every Deployment would match).
-fn deployments<'a>(
+/// The Deployments of a namespace whose pod templates carry all of `labels` (none for none).
+pub(super) fn deployments<'a>(
     ctx: &Ctx<'a>,
     namespace: &str,
     labels: &BTreeMap<String, String>,

@@ -932,8 +932,7 @@ pub(super) fn declare_protocol(
     number: u32,
     protocol: Protocol,
 ) {
-    let current = ctx.service_now(service);
-    let Some(ports) = current["spec"]["ports"].as_array() else {
+    let Some(ports) = ctx.service_now(service)["spec"]["ports"].as_array() else {
         return;
     };
     let Some(index) = ports
@@ -949,7 +948,10 @@ pub(super) fn declare_protocol(
             "http", "http2", "grpc", "tcp", "https", "tls", "grpc-web", "mongo", "mysql", "redis",
         ]
         .iter()
-        .any(|p| name == *p || name.starts_with(&format!("{p}-")));
+        .any(|p| {
+            name.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+        });
     if declared {
         return;
     }

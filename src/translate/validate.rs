@@ -2,6 +2,8 @@
 //! list sizes, required fields), so that an object the API server would reject is reported
 //! before anything is planned from it.
 
+use std::fmt::Write;
+
 use serde_json::Value;
 
 /// One rule of a CRD schema at a field path.
@@ -40,54 +42,53 @@ pub use super::constraints::RULES;
 /// Every rule an object breaks: the concrete field path and what would be valid.
 pub fn check(kind: &str, raw: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    let mut at = String::new();
     for (rule_kind, path, rule) in RULES {
         if *rule_kind != kind {
             continue;
         }
-        let segments: Vec<&str> = path.split('.').collect();
-        let mut found = Vec::new();
-        values_at(raw, &segments, String::new(), &mut found);
-        for (at, value) in found {
+        // The path is built as the walk goes and copied only for a broken rule: most hold.
+        visit(raw, path, &mut at, &mut |at, value| {
             if let Some(problem) = broken(rule, value) {
-                out.push((at, problem));
+                out.push((at.to_owned(), problem));
             }
-        }
+        });
     }
     out
 }
 
-/// The values at a dotted path where `name[]` walks every list item.
-fn values_at<'v>(
-    value: &'v Value,
-    segments: &[&str],
-    at: String,
-    out: &mut Vec<(String, &'v Value)>,
-) {
-    let Some((first, rest)) = segments.split_first() else {
-        out.push((at, value));
+/// Calls `found` with each value at a dotted path (`name[]` walks every list item) and its
+/// concrete path; `at` is the path so far, restored on return.
+fn visit(value: &Value, path: &str, at: &mut String, found: &mut dyn FnMut(&str, &Value)) {
+    if path.is_empty() {
+        found(at, value);
         return;
-    };
-    let join = |name: &str| {
-        if at.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{at}.{name}")
-        }
-    };
+    }
+    let (first, rest) = path.split_once('.').unwrap_or((path, ""));
+    let len = at.len();
+    if !at.is_empty() {
+        at.push('.');
+    }
     match first.strip_suffix("[]") {
         Some(name) => {
             if let Some(items) = value.get(name).and_then(Value::as_array) {
+                at.push_str(name);
+                let base = at.len();
                 for (i, item) in items.iter().enumerate() {
-                    values_at(item, rest, format!("{}[{i}]", join(name)), out);
+                    let _ = write!(at, "[{i}]");
+                    visit(item, rest, at, found);
+                    at.truncate(base);
                 }
             }
         }
         None => {
-            if let Some(child) = value.get(*first).filter(|c| !c.is_null()) {
-                values_at(child, rest, join(first), out);
+            if let Some(child) = value.get(first).filter(|c| !c.is_null()) {
+                at.push_str(first);
+                visit(child, rest, at, found);
             }
         }
     }
+    at.truncate(len);
 }
 
 fn broken(rule: &Rule, value: &Value) -> Option<String> {

@@ -8,10 +8,26 @@ use crate::validate::FieldValidation;
 
 /// Parses a multi-document YAML text into objects (empty documents and `List` wrappers handled).
 pub fn parse_documents(path: &str, text: &str) -> Result<Vec<Value>, ServerError> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| ServerError::Parse {
-        path: path.to_string(),
-        message: e.to_string(),
-    })?;
+    // The parser's default budget (1,024 documents, 250,000 nodes) is for small configs; a
+    // cluster's worth of objects is bigger. The limits grow with the text; alias and depth
+    // limits stay as they are.
+    let size = text.len();
+    let defaults = serde_saphyr::Budget::default();
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: defaults.max_documents.max(size / 4),
+            max_nodes: defaults.max_nodes.max(size),
+            max_events: defaults.max_events.max(2 * size),
+            max_total_scalar_bytes: defaults.max_total_scalar_bytes.max(size),
+        },
+    };
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
+            ServerError::Parse {
+                path: path.to_string(),
+                message: e.to_string(),
+            }
+        })?;
     let mut out = Vec::new();
     for d in docs {
         if d.is_null() {

@@ -470,7 +470,7 @@ async fn apply_on(
                 // Before the dry runs, which need the same permissions as the real thing.
                 check_run_access(cluster, &planned.graph, &options.store).await?;
                 checked = true;
-                engine::preview(cluster, &mut planned.graph)
+                engine::preview(cluster, &mut planned.graph, options.concurrency)
                     .await
                     .map_err(failure)?;
                 print(&report::text::plan(&planned, Palette::new(colors.stdout)));
@@ -824,7 +824,8 @@ pub fn plan_live(
         };
         let mut planned = pipeline::plan_with(plan, inventory, source, strategy).map_err(boxed)?;
         bind_addon(&cluster, &mut planned.graph, eks.as_ref()).await?;
-        engine::preview(&cluster, &mut planned.graph)
+        let limit = engine::DEFAULT_CONCURRENCY.into();
+        engine::preview(&cluster, &mut planned.graph, limit)
             .await
             .map_err(failure)?;
         Ok(planned)
