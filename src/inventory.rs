@@ -1,5 +1,6 @@
 //! The inventory: App Mesh objects and the workloads they select, read from manifests.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -14,6 +15,10 @@ use crate::appmesh::{
     VirtualService,
 };
 use crate::object::ObjectRef;
+
+/// The largest manifest file read, in bytes: far above any mesh's manifests, and small enough
+/// that parsing one stays within memory (the parser's budget grows with the text).
+pub const MAX_MANIFEST_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Where an object was read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +90,8 @@ pub struct Inventory {
     pub other: Vec<Item<Value>>,
     /// Objects whose fields do not fit their kind's schema, with the reason (reported as errors).
     pub invalid: Vec<(Item<Value>, String)>,
+    /// Where each object (by group, kind, namespace and name) was read, to refuse a second one.
+    origins: BTreeMap<(String, String, Option<String>, String), Origin>,
 }
 
 /// A manifest that cannot be read.
@@ -104,6 +111,18 @@ pub enum ManifestError {
     EmptyFolder {
         /// The folder.
         path: PathBuf,
+    },
+    /// A file too large to parse safely.
+    #[error("{path}: {size} bytes is too large for a manifest file (at most {} MiB)", MAX_MANIFEST_BYTES >> 20)]
+    #[diagnostic(help(
+        "split the manifests into several files of a folder, or leave out objects that are not \
+         App Mesh objects, Namespaces, Services or Deployments"
+    ))]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
     },
     /// The text is not valid YAML.
     #[error(transparent)]
@@ -142,6 +161,8 @@ pub struct YamlError {
     text: NamedSource<String>,
     #[label("here")]
     span: Option<SourceSpan>,
+    #[help]
+    help: Option<String>,
 }
 
 impl Inventory {
@@ -150,6 +171,10 @@ impl Inventory {
         let mut inventory = Inventory::default();
         for path in paths {
             for file in yaml_files(path)? {
+                // Refused before reading, so that a huge file costs no memory.
+                if let Ok(meta) = std::fs::metadata(&file) {
+                    too_large(&file, meta.len())?;
+                }
                 let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Io {
                     path: file.clone(),
                     source,
@@ -162,6 +187,7 @@ impl Inventory {
 
     /// Adds every document of one YAML stream.
     pub fn add_yaml(&mut self, file: &Path, text: &str) -> Result<(), ManifestError> {
+        too_large(file, text.len() as u64)?;
         // As the Kubernetes API reads YAML: `0644` is octal; only true/false are booleans, so
         // a namespace called `n` or a value `yes` stays a string.
         // The parser's default budget (1,024 documents, 250,000 nodes) protects small configs;
@@ -211,24 +237,49 @@ impl Inventory {
     /// Adds one object given as JSON.
     pub fn add(&mut self, raw: Value, origin: Origin, index: usize) -> Result<(), ManifestError> {
         let object = ObjectRef::of(&raw);
-        if object.api_version.is_empty() || object.kind.is_empty() {
+        let problems: Vec<String> = [&["apiVersion"][..], &["kind"], &["metadata", "name"]]
+            .into_iter()
+            .filter_map(|path| string_problem(&raw, path))
+            .collect();
+        if !problems.is_empty() {
             return Err(ManifestError::Object {
                 file: origin.file,
                 line: origin.line,
-                what: format!("document {}", index + 1),
-                message: "missing `apiVersion` or `kind`".to_owned(),
-                help: Some("every document must be a Kubernetes object with apiVersion, kind and metadata.name".to_owned()),
+                what: if object.kind.is_empty() {
+                    format!("document {}", index + 1)
+                } else {
+                    format!("{} (document {})", object.kind, index + 1)
+                },
+                message: problems.join("; "),
+                help: Some(
+                    "every document must be a Kubernetes object whose apiVersion, kind and \
+                     metadata.name are strings"
+                        .to_owned(),
+                ),
             });
         }
-        if object.name.is_empty() {
+        // The cluster holds one object per group, kind, namespace and name; two in the source
+        // would leave which one is migrated to reading order.
+        let key = (
+            object.group().to_owned(),
+            object.kind.clone(),
+            object.namespace.clone(),
+            object.name.clone(),
+        );
+        if let Some(first) = self.origins.get(&key) {
             return Err(ManifestError::Object {
                 file: origin.file,
                 line: origin.line,
-                what: format!("{} (document {})", object.kind, index + 1),
-                message: "missing `metadata.name`".to_owned(),
-                help: None,
+                what: object.to_string(),
+                message: format!(
+                    "defined a second time (first at {}:{})",
+                    first.file.display(),
+                    first.line
+                ),
+                help: Some("keep one definition of each object".to_owned()),
             });
         }
+        self.origins.insert(key, origin.clone());
         let item = Item {
             value: (),
             raw,
@@ -324,6 +375,42 @@ fn typed<T: DeserializeOwned>(
     }
 }
 
+fn too_large(file: &Path, size: u64) -> Result<(), ManifestError> {
+    if size > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::TooLarge {
+            path: file.to_owned(),
+            size,
+        });
+    }
+    Ok(())
+}
+
+/// What makes the string at `path` unusable as an object's identity, if anything.
+fn string_problem(raw: &Value, path: &[&str]) -> Option<String> {
+    let mut value = raw;
+    for (depth, key) in path.iter().enumerate() {
+        let shown = path[..=depth].join(".");
+        value = match value.get(key) {
+            None | Some(Value::Null) => return Some(format!("missing `{shown}`")),
+            Some(value) => value,
+        };
+        let last = depth + 1 == path.len();
+        match (last, value) {
+            (true, Value::String(text)) if text.is_empty() => {
+                return Some(format!("`{shown}` is empty"));
+            }
+            (true, Value::String(_)) | (false, Value::Object(_)) => {}
+            (true, other) => {
+                return Some(format!("`{shown}` is {}, not a string", json_type(other)));
+            }
+            (false, other) => {
+                return Some(format!("`{shown}` is {}, not a mapping", json_type(other)));
+            }
+        }
+    }
+    None
+}
+
 fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -344,13 +431,29 @@ fn yaml_error(file: &Path, text: &str, err: &serde_saphyr::Error) -> ManifestErr
             usize::try_from(start).ok()?..usize::try_from(start).ok()?,
         ))
     });
+    let mut cause = err;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = cause
+    {
+        cause = error;
+    }
+    let help = matches!(cause, serde_saphyr::Error::Budget { .. }).then(|| {
+        "meshplan bounds what one file may expand to (nodes, events, aliases, nesting), as a \
+         guard against alias bombs; write repeated values out, or split the file"
+            .to_owned()
+    });
     ManifestError::Yaml(Box::new(YamlError {
         file: file.to_owned(),
         line,
         column,
-        message: err.without_snippet().to_string(),
+        // The user-facing wording: the default one advises on parser options.
+        message: err.render_with_options(serde_saphyr::render_options! {
+            formatter: &serde_saphyr::UserMessageFormatter,
+            snippets: serde_saphyr::SnippetMode::Off,
+        }),
         text: NamedSource::new(file.display().to_string(), text.to_owned()),
         span,
+        help,
     }))
 }
 

@@ -428,13 +428,19 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
                 Format::Markdown => report::markdown::plan(&planned),
             };
             print(&output);
-            let errors = planned
+            let blocking: Vec<_> = planned
                 .translation
                 .findings
                 .iter()
                 .filter(|f| f.severity == Severity::Error)
-                .count();
+                .cloned()
+                .collect();
+            let errors = blocking.len();
             if errors > 0 {
+                // Repeated on stderr, next to the refusal, where a pipeline's log shows them.
+                let mut text = String::new();
+                report::text::findings(&mut text, &blocking, Palette::new(colors.stderr));
+                eprint!("{text}");
                 eprintln!(
                     "error: {errors} finding(s) of severity error: the plan cannot be applied \
                      until they are resolved"
