@@ -90,8 +90,6 @@ pub struct Inventory {
     pub other: Vec<Item<Value>>,
     /// Objects whose fields do not fit their kind's schema, with the reason (reported as errors).
     pub invalid: Vec<(Item<Value>, String)>,
-    /// Where each object (by group, kind, namespace and name) was read, to refuse a second one.
-    origins: BTreeMap<(String, String, Option<String>, String), Origin>,
 }
 
 /// A manifest that cannot be read.
@@ -182,7 +180,60 @@ impl Inventory {
                 inventory.add_yaml(&file, &text)?;
             }
         }
+        inventory.check_unique()?;
         Ok(inventory)
+    }
+
+    /// Refuses a second definition of one object: the cluster holds one per group, kind,
+    /// namespace and name, and which of two gets migrated would depend on reading order.
+    fn check_unique(&self) -> Result<(), ManifestError> {
+        let mut all: Vec<(&Value, &Origin)> = Vec::with_capacity(self.len());
+        all.extend(origins(&self.namespaces));
+        all.extend(origins(&self.services));
+        all.extend(origins(&self.deployments));
+        all.extend(origins(&self.config_maps));
+        all.extend(origins(&self.service_accounts));
+        all.extend(origins(&self.secrets));
+        all.extend(origins(&self.meshes));
+        all.extend(origins(&self.virtual_nodes));
+        all.extend(origins(&self.virtual_services));
+        all.extend(origins(&self.virtual_routers));
+        all.extend(origins(&self.virtual_gateways));
+        all.extend(origins(&self.gateway_routes));
+        all.extend(origins(&self.backend_groups));
+        all.extend(origins(&self.other));
+        all.extend(
+            self.invalid
+                .iter()
+                .map(|(item, _)| (&item.raw, &item.origin)),
+        );
+        all.sort_by(|a, b| (&a.1.file, a.1.line).cmp(&(&b.1.file, b.1.line)));
+        let mut first: BTreeMap<(String, String, Option<String>, String), &Origin> =
+            BTreeMap::new();
+        for (raw, origin) in all {
+            let object = ObjectRef::of(raw);
+            let key = (
+                object.group().to_owned(),
+                object.kind.clone(),
+                object.namespace.clone(),
+                object.name.clone(),
+            );
+            if let Some(earlier) = first.get(&key) {
+                return Err(ManifestError::Object {
+                    file: origin.file.clone(),
+                    line: origin.line,
+                    what: object.to_string(),
+                    message: format!(
+                        "defined a second time (first at {}:{})",
+                        earlier.file.display(),
+                        earlier.line
+                    ),
+                    help: Some("keep one definition of each object".to_owned()),
+                });
+            }
+            first.insert(key, origin);
+        }
+        Ok(())
     }
 
     /// Adds every document of one YAML stream.
@@ -258,28 +309,6 @@ impl Inventory {
                 ),
             });
         }
-        // The cluster holds one object per group, kind, namespace and name; two in the source
-        // would leave which one is migrated to reading order.
-        let key = (
-            object.group().to_owned(),
-            object.kind.clone(),
-            object.namespace.clone(),
-            object.name.clone(),
-        );
-        if let Some(first) = self.origins.get(&key) {
-            return Err(ManifestError::Object {
-                file: origin.file,
-                line: origin.line,
-                what: object.to_string(),
-                message: format!(
-                    "defined a second time (first at {}:{})",
-                    first.file.display(),
-                    first.line
-                ),
-                help: Some("keep one definition of each object".to_owned()),
-            });
-        }
-        self.origins.insert(key, origin.clone());
         let item = Item {
             value: (),
             raw,
@@ -338,6 +367,11 @@ impl Inventory {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Each item's object and where it was read.
+fn origins<T>(items: &[Item<T>]) -> impl Iterator<Item = (&Value, &Origin)> {
+    items.iter().map(|item| (&item.raw, &item.origin))
 }
 
 /// An object kept as read.
