@@ -16,6 +16,15 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// A plan file far larger than any plan.
+    #[error("{path}: {size} bytes is too large for a plan file (at most {} KiB)", crate::plan::MAX_PLAN_BYTES >> 10)]
+    #[diagnostic(help("a plan names its manifests in `source.manifests`; it does not hold them"))]
+    PlanTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
     /// The plan file is invalid.
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -1,5 +1,6 @@
 //! The inventory: App Mesh objects and the workloads they select, read from manifests.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -14,6 +15,10 @@ use crate::appmesh::{
     VirtualService,
 };
 use crate::object::ObjectRef;
+
+/// The largest manifest file read, in bytes: far above any mesh's manifests, and small enough
+/// that parsing one stays within memory (the parser's budget grows with the text).
+pub const MAX_MANIFEST_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Where an object was read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +110,18 @@ pub enum ManifestError {
         /// The folder.
         path: PathBuf,
     },
+    /// A file too large to parse safely.
+    #[error("{path}: {size} bytes is too large for a manifest file (at most {} MiB)", MAX_MANIFEST_BYTES >> 20)]
+    #[diagnostic(help(
+        "split the manifests into several files of a folder, or leave out objects that are not \
+         App Mesh objects, Namespaces, Services or Deployments"
+    ))]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
     /// The text is not valid YAML.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -142,6 +159,8 @@ pub struct YamlError {
     text: NamedSource<String>,
     #[label("here")]
     span: Option<SourceSpan>,
+    #[help]
+    help: Option<String>,
 }
 
 impl Inventory {
@@ -150,6 +169,10 @@ impl Inventory {
         let mut inventory = Inventory::default();
         for path in paths {
             for file in yaml_files(path)? {
+                // Refused before reading, so that a huge file costs no memory.
+                if let Ok(meta) = std::fs::metadata(&file) {
+                    too_large(&file, meta.len())?;
+                }
                 let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Io {
                     path: file.clone(),
                     source,
@@ -157,7 +180,60 @@ impl Inventory {
                 inventory.add_yaml(&file, &text)?;
             }
         }
+        inventory.check_unique()?;
         Ok(inventory)
+    }
+
+    /// Refuses a second definition of one object: the cluster holds one per group, kind,
+    /// namespace and name, and which of two gets migrated would depend on reading order.
+    fn check_unique(&self) -> Result<(), ManifestError> {
+        let mut all: Vec<(&Value, &Origin)> = Vec::with_capacity(self.len());
+        all.extend(origins(&self.namespaces));
+        all.extend(origins(&self.services));
+        all.extend(origins(&self.deployments));
+        all.extend(origins(&self.config_maps));
+        all.extend(origins(&self.service_accounts));
+        all.extend(origins(&self.secrets));
+        all.extend(origins(&self.meshes));
+        all.extend(origins(&self.virtual_nodes));
+        all.extend(origins(&self.virtual_services));
+        all.extend(origins(&self.virtual_routers));
+        all.extend(origins(&self.virtual_gateways));
+        all.extend(origins(&self.gateway_routes));
+        all.extend(origins(&self.backend_groups));
+        all.extend(origins(&self.other));
+        all.extend(
+            self.invalid
+                .iter()
+                .map(|(item, _)| (&item.raw, &item.origin)),
+        );
+        all.sort_by(|a, b| (&a.1.file, a.1.line).cmp(&(&b.1.file, b.1.line)));
+        let mut first: BTreeMap<(String, String, Option<String>, String), &Origin> =
+            BTreeMap::new();
+        for (raw, origin) in all {
+            let object = ObjectRef::of(raw);
+            let key = (
+                object.group().to_owned(),
+                object.kind.clone(),
+                object.namespace.clone(),
+                object.name.clone(),
+            );
+            if let Some(earlier) = first.get(&key) {
+                return Err(ManifestError::Object {
+                    file: origin.file.clone(),
+                    line: origin.line,
+                    what: object.to_string(),
+                    message: format!(
+                        "defined a second time (first at {}:{})",
+                        earlier.file.display(),
+                        earlier.line
+                    ),
+                    help: Some("keep one definition of each object".to_owned()),
+                });
+            }
+            first.insert(key, origin);
+        }
+        Ok(())
     }
 
     /// Adds every document of one YAML stream.
@@ -191,22 +267,25 @@ impl Inventory {
     /// Adds one object given as JSON.
     pub fn add(&mut self, raw: Value, origin: Origin, index: usize) -> Result<(), ManifestError> {
         let object = ObjectRef::of(&raw);
-        if object.api_version.is_empty() || object.kind.is_empty() {
+        let problems: Vec<String> = [&["apiVersion"][..], &["kind"], &["metadata", "name"]]
+            .into_iter()
+            .filter_map(|path| string_problem(&raw, path))
+            .collect();
+        if !problems.is_empty() {
             return Err(ManifestError::Object {
                 file: origin.file,
                 line: origin.line,
-                what: format!("document {}", index + 1),
-                message: "missing `apiVersion` or `kind`".to_owned(),
-                help: Some("every document must be a Kubernetes object with apiVersion, kind and metadata.name".to_owned()),
-            });
-        }
-        if object.name.is_empty() {
-            return Err(ManifestError::Object {
-                file: origin.file,
-                line: origin.line,
-                what: format!("{} (document {})", object.kind, index + 1),
-                message: "missing `metadata.name`".to_owned(),
-                help: None,
+                what: if object.kind.is_empty() {
+                    format!("document {}", index + 1)
+                } else {
+                    format!("{} (document {})", object.kind, index + 1)
+                },
+                message: problems.join("; "),
+                help: Some(
+                    "every document must be a Kubernetes object whose apiVersion, kind and \
+                     metadata.name are strings"
+                        .to_owned(),
+                ),
             });
         }
         let item = Item {
@@ -269,6 +348,11 @@ impl Inventory {
     }
 }
 
+/// Each item's object and where it was read.
+fn origins<T>(items: &[Item<T>]) -> impl Iterator<Item = (&Value, &Origin)> {
+    items.iter().map(|item| (&item.raw, &item.origin))
+}
+
 /// An object kept as read.
 fn untyped(item: Item<()>) -> Item<Value> {
     Item {
@@ -304,6 +388,42 @@ fn typed<T: DeserializeOwned>(
     }
 }
 
+fn too_large(file: &Path, size: u64) -> Result<(), ManifestError> {
+    if size > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::TooLarge {
+            path: file.to_owned(),
+            size,
+        });
+    }
+    Ok(())
+}
+
+/// What makes the string at `path` unusable as an object's identity, if anything.
+fn string_problem(raw: &Value, path: &[&str]) -> Option<String> {
+    let mut value = raw;
+    for (depth, key) in path.iter().enumerate() {
+        let shown = path[..=depth].join(".");
+        value = match value.get(key) {
+            None | Some(Value::Null) => return Some(format!("missing `{shown}`")),
+            Some(value) => value,
+        };
+        let last = depth + 1 == path.len();
+        match (last, value) {
+            (true, Value::String(text)) if text.is_empty() => {
+                return Some(format!("`{shown}` is empty"));
+            }
+            (true, Value::String(_)) | (false, Value::Object(_)) => {}
+            (true, other) => {
+                return Some(format!("`{shown}` is {}, not a string", json_type(other)));
+            }
+            (false, other) => {
+                return Some(format!("`{shown}` is {}, not a mapping", json_type(other)));
+            }
+        }
+    }
+    None
+}
+
 fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -326,6 +446,7 @@ pub fn parse_documents(
     // a cluster's worth of manifests in one file is bigger. The limits grow with the text, so
     // memory stays proportional to the input; alias and depth limits stay as they are
     // (billion-laughs and deep nesting are still refused).
+    too_large(file, text.len() as u64)?;
     let size = text.len();
     let defaults = serde_saphyr::Budget::default();
     let options = serde_saphyr::options! {
@@ -351,13 +472,29 @@ fn yaml_error(file: &Path, text: &str, err: &serde_saphyr::Error) -> ManifestErr
             usize::try_from(start).ok()?..usize::try_from(start).ok()?,
         ))
     });
+    let mut cause = err;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = cause
+    {
+        cause = error;
+    }
+    let help = matches!(cause, serde_saphyr::Error::Budget { .. }).then(|| {
+        "meshplan bounds what one file may expand to (nodes, events, aliases, nesting), as a \
+         guard against alias bombs; write repeated values out, or split the file"
+            .to_owned()
+    });
     ManifestError::Yaml(Box::new(YamlError {
         file: file.to_owned(),
         line,
         column,
-        message: err.without_snippet().to_string(),
+        // The user-facing wording: the default one advises on parser options.
+        message: err.render_with_options(serde_saphyr::render_options! {
+            formatter: &serde_saphyr::UserMessageFormatter,
+            snippets: serde_saphyr::SnippetMode::Off,
+        }),
         text: NamedSource::new(file.display().to_string(), text.to_owned()),
         span,
+        help,
     }))
 }
 

@@ -13,6 +13,9 @@ use thiserror::Error;
 pub use model::*;
 pub use types::{Duration, IstioVersion, NamespaceName, Percent, check_dns1123_label};
 
+/// The largest plan file read, in bytes; plans are a few hundred lines.
+pub const MAX_PLAN_BYTES: u64 = 1024 * 1024;
+
 /// One problem in a plan file, pointing at the offending text.
 #[derive(Debug, Error, Diagnostic)]
 #[error("{message}")]
@@ -69,10 +72,18 @@ pub struct PlanFile {
 impl PlanFile {
     /// Reads and validates a plan file.
     pub fn load(path: &Path) -> Result<PlanFile, crate::Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
+        let io = |source| crate::Error::Io {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        if size > MAX_PLAN_BYTES {
+            return Err(crate::Error::PlanTooLarge {
+                path: path.to_owned(),
+                size,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
         Ok(PlanFile::parse(path, text)?)
     }
 

@@ -443,6 +443,16 @@ fn check_gate<'a>(i: usize, gate: &'a Gate, ramp: &'a Ramp, p: &mut Problems<'a>
             Some(_) => {}
         },
     }
+    for (key, bound) in [("min", gate.min), ("max", gate.max)] {
+        if let Some(value) = bound.filter(|v| !v.is_finite()) {
+            // TOML allows `nan` and `inf`; no measured value compares as passing against them.
+            p.value(
+                &at(key),
+                format!("gate `{name}` has {key} {value}, not a finite number"),
+                "write the threshold as a number, e.g. `min = 0.99`",
+            );
+        }
+    }
     if let (Some(min), Some(max)) = (gate.min, gate.max)
         && min > max
     {
@@ -477,7 +487,14 @@ fn check_routing<'a>(
     p: &mut Problems<'a>,
 ) {
     let at = [Key("routing"), Key(service)];
-    if let Some((ns, _)) = service.split_once('/')
+    let parts: Vec<&str> = service.split('/').collect();
+    if parts.len() > 2 || parts.iter().any(|part| part.is_empty()) {
+        p.key(
+            &at,
+            format!("`routing.\"{service}\"` is not a virtual service name"),
+            "name the App Mesh virtual service as `name` or `\"namespace/name\"`",
+        );
+    } else if let Some((ns, _)) = service.split_once('/')
         && !spec.source.namespaces.iter().any(|n| n.as_str() == ns)
     {
         p.key(

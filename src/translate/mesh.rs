@@ -100,6 +100,7 @@ pub(super) fn translate(ctx: &mut Ctx<'_>) {
             ),
         }
     }
+    missing_namespaces(ctx);
     if let (Some(name), false) = (wanted, found) {
         ctx.finding(
             Code::MeshMissing,
@@ -110,6 +111,27 @@ pub(super) fn translate(ctx: &mut Ctx<'_>) {
                  manifests include the Mesh object"
             ),
         );
+    }
+}
+
+/// Namespaces of the plan's scope that the source does not hold: nothing in them can be migrated,
+/// and the relabel step would have no namespace to label.
+fn missing_namespaces(ctx: &mut Ctx<'_>) {
+    let Some(scope) = ctx.opts.namespaces.clone() else {
+        return;
+    };
+    for namespace in scope {
+        if !ctx.inv.namespaces.iter().any(|n| n.name() == namespace) {
+            ctx.finding(
+                Code::NamespaceMissing,
+                &ObjectRef::new("v1", "Namespace", None, &namespace),
+                "",
+                format!(
+                    "namespace `{namespace}` is in `source.namespaces` but not in the source: add \
+                     its Namespace object to the manifests, or remove it from `source.namespaces`"
+                ),
+            );
+        }
     }
 }
 

@@ -287,11 +287,25 @@ fn node_provider_route(
 /// Which `[routing.*]` override applies to a virtual service.
 pub(super) fn override_key(ctx: &mut Ctx<'_>, vs: &Item<VirtualService>) -> Option<String> {
     let qualified = format!("{}/{}", vs.namespace(), vs.name());
-    let key = [qualified, vs.name().to_owned()]
+    let keys: Vec<String> = [qualified, vs.name().to_owned()]
         .into_iter()
-        .find(|k| ctx.opts.weights.contains_key(k))?;
-    ctx.used_overrides.insert(key.clone());
-    Some(key)
+        .filter(|k| ctx.opts.weights.contains_key(k))
+        .collect();
+    ctx.used_overrides.extend(keys.iter().cloned());
+    if let [qualified, bare] = keys.as_slice() {
+        // Two tables for one service: which one wins would be a guess, so neither does.
+        ctx.out.override_problems.push(OverrideProblem {
+            service: bare.clone(),
+            target: None,
+            message: format!(
+                "`[routing.{bare}]` and `[routing.\"{qualified}\"]` both override virtual \
+                 service {qualified}"
+            ),
+            help: format!("keep one of them, e.g. `[routing.\"{qualified}\"]`"),
+        });
+        return None;
+    }
+    keys.into_iter().next()
 }
 
 /// Overrides that matched no virtual service in scope.

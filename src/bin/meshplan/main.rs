@@ -505,17 +505,23 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
                 Format::Markdown => report::markdown::plan(&planned),
             };
             print(&output);
-            let errors = planned
+            let blocking: Vec<_> = planned
                 .translation
                 .findings
                 .iter()
                 .filter(|f| f.severity == Severity::Error)
-                .count();
+                .cloned()
+                .collect();
+            let errors = blocking.len();
             let changes = !planned.graph.summary().is_empty();
             // The process ends next: freeing every object one by one would cost a tenth of
             // the run on a large mesh, for memory the OS takes back at once.
             std::mem::forget(planned);
             if errors > 0 {
+                // Repeated on stderr, next to the refusal, where a pipeline's log shows them.
+                let mut text = String::new();
+                report::text::findings(&mut text, &blocking, Palette::new(colors.stderr));
+                eprint!("{text}");
                 eprintln!(
                     "error: {errors} finding(s) of severity error: the plan cannot be applied \
                      until they are resolved"
