@@ -30,6 +30,9 @@ struct Args {
     /// `meshplan apply --concurrency`.
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
+    /// How long a Deployment takes to roll out in kubesim (waiting is not request latency).
+    #[arg(long, default_value_t = 0)]
+    rollout_delay_ms: u64,
     /// The meshplan binary to run.
     #[arg(long, default_value = "target/release/meshplan")]
     meshplan: PathBuf,
@@ -54,7 +57,8 @@ fn main() -> ExitCode {
 
 async fn run(args: &Args) -> Result<(), String> {
     let plan = PlanFile::load(&args.plan).map_err(|e| e.to_string())?;
-    let (server, _) = meshplan::rehearse::start(&plan)
+    let delay = Duration::from_millis(args.rollout_delay_ms);
+    let (server, _) = meshplan::rehearse::start_with(&plan, delay)
         .await
         .map_err(|e| e.to_string())?;
     let dir = std::env::temp_dir().join(format!("meshplan-apply-bench-{}", std::process::id()));
@@ -70,15 +74,24 @@ async fn run(args: &Args) -> Result<(), String> {
     });
 
     println!(
-        "{}: every request delayed {} ms; --concurrency {}",
+        "{}: every request delayed {} ms; rollouts take {} ms; --concurrency {}",
         args.plan.display(),
         args.latency_ms,
+        args.rollout_delay_ms,
         args.concurrency
     );
     let first = apply(args, &dir, &kubeconfig, &server).await?;
     report("apply", args, &first);
     let second = apply(args, &dir, &kubeconfig, &server).await?;
-    report("apply again (nothing left to do)", args, &second);
+    if second.requests.values().any(|n| *n > 0) {
+        report("apply again (nothing left to do)", args, &second);
+    } else {
+        println!(
+            "\napply again: {:.2} s, {}, 0 requests",
+            second.wall.as_secs_f64(),
+            second.summary
+        );
+    }
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

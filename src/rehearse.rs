@@ -146,6 +146,14 @@ pub fn cluster_objects() -> Vec<Value> {
 
 /// Starts the rehearsal cluster: simulated CRDs and istiod, then the plan's source manifests.
 pub async fn start(plan: &PlanFile) -> Result<(kubesim::RunningServer, Cluster), Error> {
+    start_with(plan, Duration::from_millis(50)).await
+}
+
+/// [`start`], with Deployments taking `rollout_delay` to roll out (benchmarks take none).
+pub async fn start_with(
+    plan: &PlanFile,
+    rollout_delay: Duration,
+) -> Result<(kubesim::RunningServer, Cluster), Error> {
     if plan.spec.source.manifests.is_empty() {
         return Err(Error::Unsupported(
             "--rehearse replays the plan's `source.manifests`; this plan reads a live cluster"
@@ -154,7 +162,7 @@ pub async fn start(plan: &PlanFile) -> Result<(kubesim::RunningServer, Cluster),
     }
     let rehearsal = |e: &dyn std::fmt::Display| Error::Rehearsal(e.to_string());
     let server = kubesim::Server::builder()
-        .rollout_delay(Duration::from_millis(50))
+        .rollout_delay(rollout_delay)
         .start()
         .await
         .map_err(|e| rehearsal(&e))?;

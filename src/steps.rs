@@ -256,7 +256,11 @@ impl StepGraph {
                 | Action::WaitRollout { namespace, .. } => {
                     let deployments =
                         |verb| Access::new(verb, "apps/v1", "Deployment", Some(namespace.as_str()));
-                    needed.extend([deployments("get"), deployments("patch")]);
+                    needed.extend([
+                        deployments("get"),
+                        deployments("list"),
+                        deployments("patch"),
+                    ]);
                     needed.insert(Access::new("list", "v1", "Pod", Some(namespace.as_str())));
                 }
                 Action::Apply | Action::Delete => {}

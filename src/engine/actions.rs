@@ -257,8 +257,7 @@ pub async fn act(
             namespace,
             deployments,
         } => {
-            for deployment in deployments {
-                let pods = pods_of(cluster, namespace, deployment).await?;
+            for (deployment, pods) in pods_of(cluster, namespace, deployments).await? {
                 for pod in &pods {
                     let names = container_names(pod);
                     if !names.contains(&"istio-proxy") || names.contains(&"envoy") {
@@ -354,6 +353,8 @@ async fn wait_rollout(
 ) -> Result<(), ClusterError> {
     let object = ObjectRef::new("apps/v1", "Deployment", Some(namespace), name);
     let deadline = tokio::time::Instant::now() + options.rollout_timeout;
+    // Quick rollouts are seen soon after they finish; slow ones cost one read per `poll`.
+    let mut pause = options.poll / 8;
     loop {
         let current = cluster.get(&object).await?.ok_or_else(|| {
             ClusterError::Check(format!(
@@ -370,7 +371,8 @@ async fn wait_rollout(
                 options.rollout_timeout
             )));
         }
-        tokio::time::sleep(options.poll).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(options.poll);
     }
 }
 
@@ -446,39 +448,60 @@ fn rollout_progress(deployment: &Value) -> String {
     line
 }
 
+/// The live pods of each named Deployment of a namespace (matched by the Deployment's
+/// `matchLabels`), from one LIST of Deployments and one of Pods, whatever their number.
 async fn pods_of(
     cluster: &Cluster,
     namespace: &str,
-    deployment: &str,
-) -> Result<Vec<Value>, ClusterError> {
+    deployments: &[String],
+) -> Result<Vec<(String, Vec<Value>)>, ClusterError> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Pod;
     use kube::api::{Api, ListParams};
-    let object = ObjectRef::new("apps/v1", "Deployment", Some(namespace), deployment);
-    let Some(current) = cluster.get(&object).await? else {
-        return Ok(Vec::new());
-    };
-    let selector: Vec<String> = current["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let pods: Api<k8s_openapi::api::core::v1::Pod> =
-        Api::namespaced(cluster.client.clone(), namespace);
-    let params = ListParams::default().labels(&selector.join(","));
-    let list = crate::cluster::retry(|| pods.list(&params))
+    let listed = |what: String| move |source| ClusterError::Api { what, source };
+    let params = ListParams::default();
+    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), namespace);
+    let live = crate::cluster::retry(|| api.list(&params))
         .await
-        .map_err(|source| ClusterError::Api {
-            what: format!("listing the pods of {object}"),
-            source,
-        })?;
-    Ok(list
+        .map_err(listed(format!("listing the Deployments of {namespace}")))?;
+    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    let pods = crate::cluster::retry(|| api.list(&params))
+        .await
+        .map_err(listed(format!("listing the pods of {namespace}")))?;
+    let pods: Vec<&Pod> = pods
         .items
-        .into_iter()
+        .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .map(|p| serde_json::to_value(p).expect("pods serialise"))
-        .collect())
+        .collect();
+    let mut out = Vec::new();
+    for name in deployments {
+        // A Deployment gone since the plan has no pods to check.
+        let Some(deployment) = live
+            .items
+            .iter()
+            .find(|d| d.metadata.name.as_deref() == Some(name.as_str()))
+        else {
+            out.push((name.clone(), Vec::new()));
+            continue;
+        };
+        let selector = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.clone())
+            .unwrap_or_default();
+        let selected = pods
+            .iter()
+            .filter(|p| {
+                let labels = p.metadata.labels.as_ref();
+                selector
+                    .iter()
+                    .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+            })
+            .map(|p| serde_json::to_value(p).expect("pods serialise"))
+            .collect();
+        out.push((name.clone(), selected));
+    }
+    Ok(out)
 }
 
 fn container_names(pod: &Value) -> Vec<&str> {
