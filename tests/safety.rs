@@ -32,6 +32,12 @@ fn writes(server: &kubesim::RunningServer) -> u64 {
         .sum()
 }
 
+/// A message as words, without the wrapping of the error report.
+fn words(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().filter(|w| *w != "│").collect();
+    words.join(" ")
+}
+
 /// Saves the color plan, lets `edit` change its steps, and applies it: refused, nothing written.
 async fn edited_saved_plan_is_refused(name: &str, edit: impl Fn(&mut Value), expected: &[&str]) {
     let dir = temp(name);
@@ -73,11 +79,6 @@ async fn edited_saved_plan_is_refused(name: &str, edit: impl Fn(&mut Value), exp
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    // The message as words, without the wrapping of the error report.
-    let words = |text: &str| {
-        let words: Vec<&str> = text.split_whitespace().filter(|w| *w != "│").collect();
-        words.join(" ")
-    };
     for part in expected {
         assert!(words(&err).contains(&words(part)), "{part}: {err}");
     }
@@ -161,6 +162,64 @@ async fn a_saved_plan_edited_to_delete_a_deployment_is_refused() {
         ],
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_deletes_only_what_the_journal_says_the_run_created() {
+    let dir = temp("safety-rollback");
+    let (server, kubeconfig) = cluster(&dir).await;
+    let kubeconfig = kubeconfig.to_str().unwrap().to_owned();
+    let plan = root().join("plans/color.toml");
+    let run = |command: &str| {
+        meshplan(
+            &dir,
+            &[
+                command,
+                plan.to_str().unwrap(),
+                "--auto-approve",
+                "--kubeconfig",
+                &kubeconfig,
+            ],
+        )
+    };
+    let applied = run("apply");
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    // The journal edited to say the Service did not exist before the step that changed it.
+    let path = dir.join(".meshplan/color.state.json");
+    let mut journal: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let (step, image) = journal["steps"]
+        .as_object_mut()
+        .unwrap()
+        .iter_mut()
+        .find_map(|(id, record)| {
+            let images = record.get_mut("pre_images")?.as_array_mut()?;
+            let image = images
+                .iter_mut()
+                .find(|i| i["object"]["kind"] == "Service")?;
+            Some((id.clone(), image))
+        })
+        .expect("a step changes the Service");
+    image["before"] = Value::Null;
+    std::fs::write(&path, serde_json::to_string_pretty(&journal).unwrap()).unwrap();
+    let before = writes(&server);
+
+    let refused = run("rollback");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        words(&err).contains(&format!(
+            "step `{step}` deletes Service howto-k8s-http2/color"
+        )),
+        "{err}"
+    );
+    assert_eq!(writes(&server), before, "nothing was restored: {err}");
+    server.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 const PLAINTEXT: &str = "correct-horse-battery-staple-7731";

@@ -274,7 +274,19 @@ async fn rollback_locked(
         ));
     };
     let graph = &journal.graph.clone();
+    // Refused whole before anything is restored: a graph out of scope, or a pre-image that would
+    // delete what its step did not create.
     options.scope.check(graph)?;
+    for step in &graph.steps {
+        for image in journal
+            .steps
+            .get(&step.id)
+            .into_iter()
+            .flat_map(|r| &r.pre_images)
+        {
+            options.scope.check_restore(step, image)?;
+        }
+    }
     if let Some(to) = to
         && !graph.steps.iter().any(|s| s.id == to)
     {
@@ -294,7 +306,7 @@ async fn rollback_locked(
         if matches!(record.state, StepState::Pending | StepState::RolledBack) {
             continue;
         }
-        let restarts = if let Action::Restart {
+        let is_restart = if let Action::Restart {
             namespace,
             deployment,
         } = &step.action
@@ -305,9 +317,6 @@ async fn rollback_locked(
         } else {
             false
         };
-        for image in &record.pre_images {
-            options.scope.check_restore(step, image)?;
-        }
         for image in record.pre_images.iter().rev() {
             if image.object.is_eks_addon() {
                 let message = undo_addon(cluster, image, options.include_addon)
@@ -328,7 +337,7 @@ async fn rollback_locked(
         }
         // A restart step is undone only once its Deployment has restarted again (below): a
         // rollback stopped in between redoes the restart when resumed.
-        if !restarts {
+        if !is_restart {
             journal.step(&step.id).state = StepState::RolledBack;
             journal.save(&options.store).await?;
             report(Event::Undone(step.id.clone()));
