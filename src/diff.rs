@@ -46,6 +46,29 @@ pub fn normalise(object: &Value) -> Value {
     value
 }
 
+/// True for core Secrets.
+pub fn is_secret(object: &Value) -> bool {
+    object["kind"] == "Secret" && object["apiVersion"] == "v1"
+}
+
+/// The object as meshplan may store it: a Secret keeps its metadata only (no data, and no
+/// last-applied annotation, which repeats the data); anything else is unchanged.
+pub fn without_secret_data(object: &Value) -> Value {
+    let mut value = object.clone();
+    if is_secret(object)
+        && let Value::Object(map) = &mut value
+    {
+        map.remove("data");
+        map.remove("stringData");
+        if let Some(Value::Object(meta)) = map.get_mut("metadata")
+            && let Some(Value::Object(annotations)) = meta.get_mut("annotations")
+        {
+            annotations.remove(LAST_APPLIED);
+        }
+    }
+    value
+}
+
 /// The object without what the server sets (status, server metadata), ready to be created again.
 pub fn strip_server_fields(object: &Value) -> Value {
     let mut value = object.clone();

@@ -24,6 +24,7 @@ pub mod rehearse;
 pub mod render;
 pub mod report;
 pub mod saved;
+pub mod scope;
 pub mod state;
 pub mod steps;
 pub mod strategy;

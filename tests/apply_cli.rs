@@ -3,23 +3,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::root;
+use common::{cluster, outcome, root, temp};
 use meshplan::cluster::Cluster;
-use meshplan::diff::normalise;
 use meshplan::object::ObjectRef;
 use serde_json::Value;
-
-async fn cluster(dir: &Path) -> (kubesim::RunningServer, PathBuf) {
-    let server = common::color_cluster(Duration::from_millis(30)).await;
-    std::fs::create_dir_all(dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, server.kubeconfig_yaml()).unwrap();
-    (server, kubeconfig)
-}
 
 fn apply(dir: &Path, kubeconfig: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_meshplan"));
@@ -36,81 +27,6 @@ fn apply(dir: &Path, kubeconfig: &Path) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command
-}
-
-/// What the migration leaves behind, normalised (pod names and timestamps aside).
-async fn outcome(kubeconfig: &Path) -> Vec<Value> {
-    let client = meshplan::cluster::connect(Some(kubeconfig), None)
-        .await
-        .unwrap();
-    let cluster = Cluster::new(client);
-    let ns = Some("howto-k8s-http2");
-    let mut out = Vec::new();
-    for (api, kind, namespace, name) in [
-        ("v1", "Namespace", None, "howto-k8s-http2"),
-        ("v1", "Service", ns, "color"),
-        ("networking.istio.io/v1", "VirtualService", ns, "color"),
-        ("networking.istio.io/v1", "DestinationRule", ns, "color"),
-        ("networking.istio.io/v1", "Sidecar", ns, "client"),
-        ("security.istio.io/v1", "PeerAuthentication", ns, "default"),
-        (
-            "telemetry.istio.io/v1",
-            "Telemetry",
-            Some("istio-system"),
-            "mesh-default",
-        ),
-        ("appmesh.k8s.aws/v1beta2", "VirtualRouter", ns, "color"),
-        ("appmesh.k8s.aws/v1beta2", "VirtualNode", ns, "red"),
-    ] {
-        let object = cluster
-            .get(&ObjectRef::new(api, kind, namespace, name))
-            .await
-            .unwrap();
-        out.push(
-            object
-                .map(|o| {
-                    let mut o = normalise(&o);
-                    if let Some(meta) = o["metadata"].as_object_mut() {
-                        meta.remove("annotations");
-                    }
-                    if let Some(spec) = o["spec"].as_object_mut() {
-                        // Allocated by the server, different in every cluster.
-                        spec.remove("clusterIP");
-                        spec.remove("clusterIPs");
-                    }
-                    o
-                })
-                .unwrap_or(Value::Null),
-        );
-    }
-    use kube::api::{Api, ListParams};
-    let pods: Api<k8s_openapi::api::core::v1::Pod> =
-        Api::namespaced(cluster.client.clone(), "howto-k8s-http2");
-    let mut sidecars: Vec<Vec<String>> = pods
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .map(|p| {
-            p.spec
-                .unwrap()
-                .containers
-                .into_iter()
-                .map(|c| c.name)
-                .collect()
-        })
-        .collect();
-    sidecars.sort();
-    out.push(serde_json::to_value(sidecars).unwrap());
-    out
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("meshplan-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -531,6 +531,7 @@ async fn apply_then_roll_back(
     use meshplan::state::Store;
 
     let plan = PlanFile::load(&root().join("plans/color-eks.toml")).unwrap();
+    let scope = meshplan::scope::Scope::of(&plan.spec);
     let (server, cluster) = meshplan::rehearse::start(&plan).await.unwrap();
     let simulator = meshplan::eks::sim::Simulator::start().await.unwrap();
     let addons = simulator.addons("demo", "us-west-2");
@@ -555,6 +556,7 @@ async fn apply_then_roll_back(
         store: Store::files(dir.join("journal.json"), dir.join("lock")),
         stop: Default::default(),
         include_addon,
+        scope,
     };
     let journal = engine::apply(&cluster, &planned.graph, "fp", &options, &|_| {})
         .await

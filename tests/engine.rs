@@ -29,6 +29,11 @@ fn options(name: &str) -> (std::path::PathBuf, Options) {
         store: Store::files(dir.join("color.state.json"), dir.join("color.lock")),
         stop: Default::default(),
         include_addon: false,
+        scope: meshplan::scope::Scope::of(
+            &PlanFile::load(&root().join("plans/color.toml"))
+                .unwrap()
+                .spec,
+        ),
     };
     (dir, options)
 }

@@ -51,6 +51,15 @@ pub enum ClusterError {
     Inventory(#[from] crate::inventory::ManifestError),
 }
 
+impl ClusterError {
+    /// True for a 409 AlreadyExists: a create found the object there (a retry of a create whose
+    /// answer was lost, or another writer).
+    pub fn already_exists(&self) -> bool {
+        matches!(self, ClusterError::Api { source: kube::Error::Api(status), .. }
+            if status.code == 409 && status.reason == "AlreadyExists")
+    }
+}
+
 /// Connects with a kubeconfig file (or `$KUBECONFIG` / `~/.kube/config`, or the in-cluster
 /// service account when there is none) and an optional context.
 pub async fn connect(

@@ -99,7 +99,9 @@ pub async fn pre_images(
                 let addon = cluster.eks()?.describe(&object.name).await?;
                 addon.map(|a| crate::eks::settings_value(&a, None))
             } else {
-                cluster.get(&object).await?.map(|o| strip_server_fields(&o))
+                // A Secret's data never goes into the journal.
+                (cluster.get(&object).await?)
+                    .map(|o| crate::diff::without_secret_data(&strip_server_fields(&o)))
             };
             Ok(PreImage { object, before })
         }
@@ -307,7 +309,11 @@ pub async fn act(
                 if let Some(meta) = copy["metadata"].as_object_mut() {
                     meta.remove("ownerReferences");
                 }
-                cluster.create(&copy).await?;
+                match cluster.create(&copy).await {
+                    // Copied already: by a retried create whose answer was lost.
+                    Err(error) if error.already_exists() => {}
+                    other => other?,
+                }
             }
             Ok(())
         }
@@ -380,19 +386,37 @@ async fn wait_rollout(
 pub async fn restore(cluster: &Cluster, image: &PreImage) -> Result<(), ClusterError> {
     let current = cluster.get(&image.object).await?;
     match (&image.before, current) {
+        // meshplan never changes a Secret that exists (cloning skips them), and the journal keeps
+        // no Secret data to put one back with: one that was there is left as it is.
+        (Some(before), _) if crate::diff::is_secret(before) => Ok(()),
         (None, Some(_)) => cluster.delete(&image.object).await,
         (None, None) => Ok(()),
-        (Some(before), None) => cluster.create(before).await,
-        (Some(before), Some(now)) => {
-            // Both sides come from the server, defaults included: the patch is exactly what
-            // the migration changed (a containment check would miss added fields).
-            let patch = merge_patch(&strip_server_fields(&now), before);
-            if patch.as_object().is_some_and(|p| p.is_empty()) {
-                return Ok(());
-            }
-            cluster.merge(&image.object, &patch).await.map(|_| ())
-        }
+        (Some(before), None) => match cluster.create(before).await {
+            // There after all (a retried create whose answer was lost): patched back instead.
+            Err(error) if error.already_exists() => match cluster.get(&image.object).await? {
+                Some(now) => merge_back(cluster, image, before, &now).await,
+                None => Err(error),
+            },
+            other => other,
+        },
+        (Some(before), Some(now)) => merge_back(cluster, image, before, &now).await,
     }
+}
+
+/// Patches an object from how it is now back to its pre-image.
+async fn merge_back(
+    cluster: &Cluster,
+    image: &PreImage,
+    before: &Value,
+    now: &Value,
+) -> Result<(), ClusterError> {
+    // Both sides come from the server, defaults included: the patch is exactly what the
+    // migration changed (a containment check would miss added fields).
+    let patch = merge_patch(&strip_server_fields(now), before);
+    if patch.as_object().is_some_and(|p| p.is_empty()) {
+        return Ok(());
+    }
+    cluster.merge(&image.object, &patch).await.map(|_| ())
 }
 
 /// True when the object already is what the plan wants (server-set fields aside).

@@ -39,6 +39,8 @@ pub struct Options {
     pub stop: Arc<AtomicBool>,
     /// Let a rollback delete the EKS add-on meshplan created (`rollback --include-addon`).
     pub include_addon: bool,
+    /// What the run may touch: a graph or journal reaching outside it is refused before any write.
+    pub scope: crate::scope::Scope,
 }
 
 /// What the engine reports as it goes.
@@ -70,6 +72,9 @@ pub enum EngineError {
     /// The step graph is not a DAG of known steps.
     #[error(transparent)]
     Graph(#[from] crate::steps::GraphError),
+    /// The step graph reaches outside the plan's scope.
+    #[error(transparent)]
+    Scope(#[from] crate::scope::ScopeError),
     /// A step failed; the journal records it and `apply` again resumes.
     #[error("step `{step}` failed: {message}")]
     Step {
@@ -130,6 +135,8 @@ async fn apply_locked(
     let graph = &journal.graph.clone();
     // Candidates are considered in topological order; a graph that is not a DAG never starts.
     let order = graph.order()?;
+    // Nor does one that writes outside the plan's scope (a saved plan edited by hand).
+    options.scope.check(graph)?;
     let journal = Arc::new(Mutex::new(journal));
     // Running steps report progress through a channel: they outlive this borrow of `report`.
     let (progress, mut progressed) = tokio::sync::mpsc::unbounded_channel::<Event>();
@@ -275,6 +282,19 @@ async fn rollback_locked(
         ));
     };
     let graph = &journal.graph.clone();
+    // Refused whole before anything is restored: a graph out of scope, or a pre-image that would
+    // delete what its step did not create.
+    options.scope.check(graph)?;
+    for step in &graph.steps {
+        for image in journal
+            .steps
+            .get(&step.id)
+            .into_iter()
+            .flat_map(|r| &r.pre_images)
+        {
+            options.scope.check_restore(step, image)?;
+        }
+    }
     if let Some(to) = to
         && !graph.steps.iter().any(|s| s.id == to)
     {
@@ -294,14 +314,17 @@ async fn rollback_locked(
         if matches!(record.state, StepState::Pending | StepState::RolledBack) {
             continue;
         }
-        if let Action::Restart {
+        let is_restart = if let Action::Restart {
             namespace,
             deployment,
         } = &step.action
         {
             // Restarts are redone after the namespace labels are back, so pods are re-injected.
-            restart.push((namespace.clone(), deployment.clone()));
-        }
+            restart.push((step.id.clone(), namespace.clone(), deployment.clone()));
+            true
+        } else {
+            false
+        };
         for image in record.pre_images.iter().rev() {
             if image.object.is_eks_addon() {
                 let message = undo_addon(cluster, image, options.include_addon)
@@ -320,20 +343,27 @@ async fn rollback_locked(
                     message: e.to_string(),
                 })?;
         }
-        journal.step(&step.id).state = StepState::RolledBack;
-        journal.save(&options.store).await?;
-        tracing::info!(step = %step.id, "step rolled back");
-        report(Event::Undone(step.id.clone()));
+        // A restart step is undone only once its Deployment has restarted again (below): a
+        // rollback stopped in between redoes the restart when resumed.
+        if !is_restart {
+            journal.step(&step.id).state = StepState::RolledBack;
+            journal.save(&options.store).await?;
+            tracing::info!(step = %step.id, "step rolled back");
+            report(Event::Undone(step.id.clone()));
+        }
     }
-    for (namespace, deployment) in restart {
-        let id = format!("restart-{namespace}-{deployment}");
+    for (id, namespace, deployment) in restart {
         let progress = |message: String| report(Event::Progress(id.clone(), message));
         actions::restart(cluster, &namespace, &deployment, options, &progress)
             .await
             .map_err(|e| EngineError::Step {
-                step: id,
+                step: id.clone(),
                 message: e.to_string(),
             })?;
+        journal.step(&id).state = StepState::RolledBack;
+        journal.save(&options.store).await?;
+        tracing::info!(step = %id, "step rolled back");
+        report(Event::Undone(id));
     }
     Ok(journal)
 }

@@ -6,6 +6,11 @@ pub mod prometheus;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use meshplan::cluster::Cluster;
+use meshplan::diff::normalise;
+use meshplan::object::ObjectRef;
 use serde_json::Value;
 
 /// The upstream CRDs: `$MESHPLAN_CRDS_DIR`, or `../shared/crds` beside the repository.
@@ -125,6 +130,60 @@ fn strict(schema: &mut Value) {
     }
 }
 
+/// The documents every color cluster starts with, parsed once per test process (parsing the
+/// Istio CRDs takes most of a second): CRDs, then istiod, then the color app in one stream, so
+/// that kubesim creates the Namespace before the objects in it.
+fn color_documents() -> &'static [(String, Vec<Value>)] {
+    static DOCUMENTS: std::sync::OnceLock<Vec<(String, Vec<Value>)>> = std::sync::OnceLock::new();
+    DOCUMENTS.get_or_init(|| {
+        let parse = |label: String, text: &str| {
+            let mut documents = kubesim::load::parse_documents(&label, text).unwrap();
+            // The order `Server::load_yaml` loads in: CRDs, Namespaces, the rest.
+            documents.sort_by_key(|o| match o["kind"].as_str() {
+                Some("CustomResourceDefinition") => 0,
+                Some("Namespace") => 1,
+                _ => 2,
+            });
+            (label, documents)
+        };
+        let mut crds: Vec<PathBuf> = std::fs::read_dir(crds_dir().join("appmesh"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        crds.sort();
+        crds.push(crds_dir().join("istio/customresourcedefinitions.gen.yaml"));
+        let mut out: Vec<(String, Vec<Value>)> = crds
+            .iter()
+            .map(|path| {
+                parse(
+                    path.display().to_string(),
+                    &std::fs::read_to_string(path).unwrap(),
+                )
+            })
+            .collect();
+        let istiod = root().join("examples/kubesim/istiod.yaml");
+        out.push(parse(
+            "istiod".to_owned(),
+            &std::fs::read_to_string(&istiod).unwrap(),
+        ));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples/howto-k8s-http2"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let texts: Vec<String> = files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .collect();
+        out.push(parse(
+            "examples/howto-k8s-http2".to_owned(),
+            &texts.join("\n---\n"),
+        ));
+        out
+    })
+}
+
 /// A kubesim with the App Mesh and Istio CRDs, a stand-in istiod and the color app loaded.
 pub async fn color_cluster(rollout_delay: std::time::Duration) -> kubesim::RunningServer {
     let server = kubesim::Server::builder()
@@ -132,34 +191,93 @@ pub async fn color_cluster(rollout_delay: std::time::Duration) -> kubesim::Runni
         .start()
         .await
         .unwrap();
-    let mut crds: Vec<PathBuf> = std::fs::read_dir(crds_dir().join("appmesh"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    crds.sort();
-    crds.push(crds_dir().join("istio/customresourcedefinitions.gen.yaml"));
-    for path in crds {
-        let text = std::fs::read_to_string(&path).unwrap();
-        server
-            .load_yaml(&path.display().to_string(), &text)
-            .unwrap();
+    for (label, documents) in color_documents() {
+        kubesim::load::load_objects(server.store(), label, documents.clone()).unwrap();
     }
-    let istiod = root().join("examples/kubesim/istiod.yaml");
-    let text = std::fs::read_to_string(&istiod).unwrap();
-    server.load_yaml("istiod", &text).unwrap();
-    // One stream, so that kubesim creates the Namespace before the objects in it.
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples/howto-k8s-http2"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let texts: Vec<String> = files
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .collect();
     server
-        .load_yaml("examples/howto-k8s-http2", &texts.join("\n---\n"))
+}
+
+/// The color cluster (rollouts of 30 ms) with its kubeconfig written to `dir`.
+pub async fn cluster(dir: &Path) -> (kubesim::RunningServer, PathBuf) {
+    let server = color_cluster(Duration::from_millis(30)).await;
+    std::fs::create_dir_all(dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig_yaml()).unwrap();
+    (server, kubeconfig)
+}
+
+/// What the migration leaves behind, normalised (pod names and timestamps aside).
+pub async fn outcome(kubeconfig: &Path) -> Vec<Value> {
+    let client = meshplan::cluster::connect(Some(kubeconfig), None)
+        .await
         .unwrap();
-    server
+    let cluster = Cluster::new(client);
+    let ns = Some("howto-k8s-http2");
+    let mut out = Vec::new();
+    for (api, kind, namespace, name) in [
+        ("v1", "Namespace", None, "howto-k8s-http2"),
+        ("v1", "Service", ns, "color"),
+        ("networking.istio.io/v1", "VirtualService", ns, "color"),
+        ("networking.istio.io/v1", "DestinationRule", ns, "color"),
+        ("networking.istio.io/v1", "Sidecar", ns, "client"),
+        ("security.istio.io/v1", "PeerAuthentication", ns, "default"),
+        (
+            "telemetry.istio.io/v1",
+            "Telemetry",
+            Some("istio-system"),
+            "mesh-default",
+        ),
+        ("appmesh.k8s.aws/v1beta2", "VirtualRouter", ns, "color"),
+        ("appmesh.k8s.aws/v1beta2", "VirtualNode", ns, "red"),
+    ] {
+        let object = cluster
+            .get(&ObjectRef::new(api, kind, namespace, name))
+            .await
+            .unwrap();
+        out.push(
+            object
+                .map(|o| {
+                    let mut o = normalise(&o);
+                    if let Some(meta) = o["metadata"].as_object_mut() {
+                        meta.remove("annotations");
+                    }
+                    if let Some(spec) = o["spec"].as_object_mut() {
+                        // Allocated by the server, different in every cluster.
+                        spec.remove("clusterIP");
+                        spec.remove("clusterIPs");
+                    }
+                    o
+                })
+                .unwrap_or(Value::Null),
+        );
+    }
+    use kube::api::{Api, ListParams};
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(cluster.client.clone(), "howto-k8s-http2");
+    let mut sidecars: Vec<Vec<String>> = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            p.spec
+                .unwrap()
+                .containers
+                .into_iter()
+                .map(|c| c.name)
+                .collect()
+        })
+        .collect();
+    sidecars.sort();
+    out.push(serde_json::to_value(sidecars).unwrap());
+    out
+}
+
+/// A fresh temporary folder (not created) for this test process.
+pub fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("meshplan-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }

@@ -5,7 +5,8 @@
 //! `{"verb": "patch", "resource": "deployments", "namespace": "shop", "name": "web", "nth": 2,
 //! "times": 1, "probability": 0.5, "seed": 7, "action": {"type": "status", "code": 503,
 //! "retryAfter": 1}}`; other actions: `{"type": "throttle", "retryAfter": 1}` (plain-text 429),
-//! `{"type": "latency", "millis": 200}`, `{"type": "drop"}`. Counters count resource requests by
+//! `{"type": "latency", "millis": 200}`, `{"type": "drop"}`, `{"type": "dropAfter"}` (served, then
+//! the response is lost). Counters count resource requests by
 //! Kubernetes verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
 //! `deletecollection`) and resource plural.
 
@@ -46,6 +47,9 @@ pub enum Action {
     },
     /// Start a response and abort it, as a dropped connection.
     Drop,
+    /// Serve the request, then abort the response: the server acted, but the client never hears
+    /// of it (a connection lost mid-response; a retried create then meets AlreadyExists).
+    DropAfter,
 }
 
 /// A fault rule; empty match fields match anything.
@@ -107,6 +111,8 @@ pub enum Outcome {
     Respond(Response<Body>),
     /// Wait, then answer this.
     DelayThenRespond(Duration, Response<Body>),
+    /// Serve normally, then answer [`dropped`] instead.
+    ServeThenDrop,
 }
 
 fn reason_for(code: u16) -> &'static str {
@@ -232,6 +238,7 @@ impl Faults {
             match r.action.clone() {
                 None => {}
                 Some(Action::Latency { millis }) => delay += Duration::from_millis(millis),
+                Some(Action::DropAfter) => return Outcome::ServeThenDrop,
                 Some(action) => {
                     let resp = respond(action);
                     return if delay.is_zero() {
@@ -282,18 +289,21 @@ fn respond(action: Action) -> Response<Body> {
             }
             r
         }
-        Action::Drop | Action::Latency { .. } => {
-            let stream = tokio_stream::iter(vec![Err::<Bytes, std::io::Error>(
-                std::io::Error::other("injected dropped connection"),
-            )]);
-            let mut r = Response::new(Body::from_stream(stream));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
-        }
+        Action::Drop | Action::DropAfter | Action::Latency { .. } => dropped(),
     }
+}
+
+/// A response that starts and is aborted, as a dropped connection.
+pub fn dropped() -> Response<Body> {
+    let stream = tokio_stream::iter(vec![Err::<Bytes, std::io::Error>(std::io::Error::other(
+        "injected dropped connection",
+    ))]);
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 /// Serves the admin endpoints: `POST /kubesim/faults` (a Rule), `DELETE /kubesim/faults`,

@@ -421,6 +421,7 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
     if query.get("dryRun").is_some_and(|d| d == "All") {
         app.faults.count_dry_run(&verb, &resource);
     }
+    let mut lost = false;
     match app.faults.check(&verb, &resource, &ns, &name) {
         Outcome::Pass => {}
         Outcome::Delay(d) => tokio::time::sleep(d).await,
@@ -429,7 +430,23 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
             tokio::time::sleep(d).await;
             return r;
         }
+        Outcome::ServeThenDrop => lost = true,
     }
+    let response = serve_route(&app, route, &parts, &query, body).await;
+    if lost {
+        return crate::faults::dropped();
+    }
+    response
+}
+
+/// Serves a request that passed authorization and fault injection.
+async fn serve_route(
+    app: &Arc<App>,
+    route: Route,
+    parts: &axum::http::request::Parts,
+    query: &std::collections::HashMap<String, String>,
+    body: Body,
+) -> Response<Body> {
     let accept = header_str(&parts.headers, header::ACCEPT).to_string();
     let reg = || app.store.registry();
     match route {
@@ -501,7 +518,7 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
                     )));
                 }
             };
-            api::serve(&app, &parts.method, &parts.headers, rp, &query, &bytes).await
+            api::serve(app, &parts.method, &parts.headers, rp, query, &bytes).await
         }
     }
 }

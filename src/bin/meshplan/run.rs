@@ -39,6 +39,7 @@ fn options(plan: &PlanFile, concurrency: usize, store: Store) -> Options {
         store,
         stop: Arc::default(),
         include_addon: false,
+        scope: meshplan::scope::Scope::of(&plan.spec),
     }
 }
 
