@@ -1,7 +1,7 @@
 //! The in-memory object store: one global resourceVersion, the write pipeline, deletion and the
 //! event history that watches read from.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
@@ -135,6 +135,11 @@ pub struct State {
     rv: u64,
     registry: Registry,
     objects: HashMap<Key, BTreeMap<Key, Value>>,
+    /// Where each object is, by uid: (storage key, (namespace, name)).
+    by_uid: HashMap<String, (Key, Key)>,
+    /// The objects each uid owns (their ownerReferences name it), so that the garbage collector
+    /// and the controllers do not scan every object on every event.
+    owned: HashMap<String, BTreeSet<(Key, Key)>>,
     history: VecDeque<Arc<Event>>,
     history_limit: usize,
     /// Events at or below this resourceVersion are no longer available.
@@ -173,6 +178,8 @@ impl Store {
                 rv: 1,
                 registry: Registry::new(),
                 objects: HashMap::new(),
+                by_uid: HashMap::new(),
+                owned: HashMap::new(),
                 history: VecDeque::new(),
                 history_limit: 100_000,
                 compacted: 0,
@@ -390,21 +397,66 @@ impl State {
 
     /// Objects whose ownerReferences point at `uid`.
     pub fn dependents(&self, uid: &str) -> Vec<(ResourceInfo, String, String)> {
-        let mut out = Vec::new();
-        for ((group, plural), objs) in &self.objects {
-            let Some(res) = self.storage_resource(group, plural) else {
-                continue;
-            };
-            for ((ns, name), o) in objs {
-                let owned = o["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(uid)));
-                if owned {
-                    out.push((res.clone(), ns.clone(), name.clone()));
+        let Some(owned) = self.owned.get(uid) else {
+            return Vec::new();
+        };
+        owned
+            .iter()
+            .filter_map(|((group, plural), (ns, name))| {
+                let res = self.storage_resource(group, plural)?;
+                Some((res.clone(), ns.clone(), name.clone()))
+            })
+            .collect()
+    }
+
+    /// Stores an object, keeping the uid and owner indexes in step.
+    fn put(&mut self, resource: Key, at: Key, object: Value) {
+        let old = self
+            .objects
+            .entry(resource.clone())
+            .or_default()
+            .insert(at.clone(), object);
+        if let Some(old) = old {
+            self.unindex(&resource, &at, &old);
+        }
+        let object = &self.objects[&resource][&at];
+        let uid = meta_str(object, "uid").to_owned();
+        let owners: Vec<String> = owner_uids(object).map(str::to_owned).collect();
+        if !uid.is_empty() {
+            self.by_uid.insert(uid, (resource.clone(), at.clone()));
+        }
+        for owner in owners {
+            self.owned
+                .entry(owner)
+                .or_default()
+                .insert((resource.clone(), at.clone()));
+        }
+    }
+
+    /// Removes an object, keeping the indexes in step.
+    fn take(&mut self, resource: &Key, at: &Key) -> Option<Value> {
+        let old = self.objects.get_mut(resource)?.remove(at)?;
+        self.unindex(resource, at, &old);
+        Some(old)
+    }
+
+    fn unindex(&mut self, resource: &Key, at: &Key, old: &Value) {
+        let uid = meta_str(old, "uid");
+        if self
+            .by_uid
+            .get(uid)
+            .is_some_and(|(r, a)| r == resource && a == at)
+        {
+            self.by_uid.remove(uid);
+        }
+        for owner in owner_uids(old) {
+            if let Some(set) = self.owned.get_mut(owner) {
+                set.remove(&(resource.clone(), at.clone()));
+                if set.is_empty() {
+                    self.owned.remove(owner);
                 }
             }
         }
-        out
     }
 
     /// A served resource for a storage key (the preferred version).
@@ -998,10 +1050,11 @@ impl State {
         self.rv += 1;
         set_meta(&mut new, "resourceVersion", json!(self.rv.to_string()));
         let created = old.is_none();
-        self.objects
-            .entry(res.storage_key())
-            .or_default()
-            .insert((ns.to_string(), name.to_string()), new.clone());
+        self.put(
+            res.storage_key(),
+            (ns.to_string(), name.to_string()),
+            new.clone(),
+        );
         if res.group == "apiextensions.k8s.io" && res.kind == "CustomResourceDefinition" {
             self.registry
                 .set_crd(name, crate::resources::from_crd(&new));
@@ -1055,10 +1108,7 @@ impl State {
     fn remove(&mut self, res: &ResourceInfo, ns: &str, name: &str, mut last: Value) -> Value {
         self.rv += 1;
         set_meta(&mut last, "resourceVersion", json!(self.rv.to_string()));
-        let old = self
-            .objects
-            .get_mut(&res.storage_key())
-            .and_then(|objs| objs.remove(&(ns.to_string(), name.to_string())));
+        let old = self.take(&res.storage_key(), &(ns.to_string(), name.to_string()));
         if res.group == "apiextensions.k8s.io" && res.kind == "CustomResourceDefinition" {
             self.remove_crd_contents(&last);
             self.registry.set_crd(name, vec![]);
@@ -1166,10 +1216,11 @@ impl State {
         }
         self.rv += 1;
         set_meta(&mut marked, "resourceVersion", json!(self.rv.to_string()));
-        self.objects
-            .entry(res.storage_key())
-            .or_default()
-            .insert((key_ns.clone(), name.to_string()), marked.clone());
+        self.put(
+            res.storage_key(),
+            (key_ns.clone(), name.to_string()),
+            marked.clone(),
+        );
         self.emit(res, &key_ns, EventType::Modified, marked.clone(), Some(obj));
         Ok(Deleted::Pending(marked))
     }
@@ -1290,11 +1341,15 @@ impl State {
 
     /// Finds an object of a resource by uid: (namespace, name, object).
     pub fn find_by_uid(&self, res: &ResourceInfo, uid: &str) -> Option<(String, String, Value)> {
-        self.objects
-            .get(&res.storage_key())?
-            .iter()
-            .find(|(_, o)| meta_str(o, "uid") == uid)
-            .map(|((ns, name), o)| (ns.clone(), name.clone(), o.clone()))
+        let (resource, (ns, name)) = self.by_uid.get(uid)?;
+        if *resource != res.storage_key() {
+            return None;
+        }
+        let object = self
+            .objects
+            .get(resource)?
+            .get(&(ns.clone(), name.clone()))?;
+        Some((ns.clone(), name.clone(), object.clone()))
     }
 
     /// `PUT /api/v1/namespaces/{name}/finalize`: sets `spec.finalizers`; an emptied terminating
@@ -1338,10 +1393,11 @@ impl State {
         }
         self.rv += 1;
         set_meta(&mut new, "resourceVersion", json!(self.rv.to_string()));
-        self.objects
-            .entry(res.storage_key())
-            .or_default()
-            .insert((String::new(), name.to_string()), new.clone());
+        self.put(
+            res.storage_key(),
+            (String::new(), name.to_string()),
+            new.clone(),
+        );
         self.emit(res, "", EventType::Modified, new.clone(), Some(old));
         Ok(Written {
             object: new,
@@ -1423,4 +1479,13 @@ fn random_suffix() -> String {
         .iter()
         .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
         .collect()
+}
+
+/// The uids an object's ownerReferences name.
+fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str())
 }
