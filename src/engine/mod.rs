@@ -143,9 +143,12 @@ async fn apply_locked(
     let mut running: JoinSet<(String, Result<(), ClusterError>)> = JoinSet::new();
     let mut started: BTreeSet<String> = BTreeSet::new();
     let mut failure: Option<(String, String)> = None;
+    // Steps start only when one ends (or at first), not on every progress report.
+    let mut settled = true;
     loop {
-        if failure.is_none() && !options.stop.load(Ordering::SeqCst) {
-            let ready: Vec<_> = {
+        if settled && failure.is_none() && !options.stop.load(Ordering::SeqCst) {
+            settled = false;
+            let ready: Vec<&crate::steps::Step> = {
                 let j = journal.lock().await;
                 order
                     .iter()
@@ -156,13 +159,13 @@ async fn apply_locked(
                             .iter()
                             .all(|d| j.steps.get(d).is_some_and(|r| r.state == StepState::Done))
                     })
-                    .cloned()
                     .collect()
             };
             for step in ready {
                 if running.len() >= options.concurrency.max(1) {
                     break;
                 }
+                let step = step.clone();
                 started.insert(step.id.clone());
                 let previous = journal.lock().await.step(&step.id).clone();
                 if previous.state == StepState::Done {
@@ -197,6 +200,7 @@ async fn apply_locked(
         let Some(joined) = joined else {
             break;
         };
+        settled = true;
         let (id, result) = joined.expect("step tasks do not panic");
         let mut j = journal.lock().await;
         let record = j.step(&id);
