@@ -39,13 +39,8 @@ fn options(name: &str) -> (std::path::PathBuf, Options) {
 }
 
 /// Every pod of the color app runs the `with` proxy and not the `without` one.
-async fn assert_sidecars(
-    server: &kubesim::RunningServer,
-    cluster: &Cluster,
-    with: &str,
-    without: &str,
-) {
-    for c in containers(server, cluster).await {
+async fn assert_sidecars(cluster: &Cluster, with: &str, without: &str) {
+    for c in common::containers(cluster).await {
         let has = |name: &str| c.iter().any(|n| n == name);
         assert!(has(with) && !has(without), "{c:?}");
     }
@@ -64,31 +59,6 @@ async fn get(
         .unwrap()
 }
 
-async fn containers(server: &kubesim::RunningServer, cluster: &Cluster) -> Vec<Vec<String>> {
-    let _ = server;
-    use kube::api::{Api, ListParams};
-    let pods: Api<k8s_openapi::api::core::v1::Pod> =
-        Api::namespaced(cluster.client.clone(), "howto-k8s-http2");
-    let mut out: Vec<Vec<String>> = pods
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .map(|p| {
-            p.spec
-                .unwrap()
-                .containers
-                .into_iter()
-                .map(|c| c.name)
-                .collect()
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn color_app_migrates_in_place_and_rolls_back() {
     let server = cluster().await;
@@ -105,7 +75,7 @@ async fn color_app_migrates_in_place_and_rolls_back() {
 
     // Before: App Mesh sidecars.
     assert!(
-        containers(&server, &cluster)
+        common::containers(&cluster)
             .await
             .iter()
             .all(|c| c.contains(&"envoy".to_owned()))
@@ -157,7 +127,7 @@ async fn color_app_migrates_in_place_and_rolls_back() {
         "enabled"
     );
     assert!(namespace["metadata"]["labels"].get("mesh").is_none());
-    assert_sidecars(&server, &cluster, "istio-proxy", "envoy").await;
+    assert_sidecars(&cluster, "istio-proxy", "envoy").await;
     assert!(
         get(
             &cluster,
@@ -246,7 +216,7 @@ async fn color_app_migrates_in_place_and_rolls_back() {
         service["spec"].get("selector"),
         service_before["spec"].get("selector")
     );
-    assert_sidecars(&server, &cluster, "envoy", "istio-proxy").await;
+    assert_sidecars(&cluster, "envoy", "istio-proxy").await;
     std::fs::remove_dir_all(&dir).unwrap();
     server.shutdown().await;
 }
@@ -300,7 +270,7 @@ async fn transient_faults_at_every_step_are_survived() {
     )
     .await;
     assert!(vs.is_some());
-    assert_sidecars(&server, &cluster, "istio-proxy", "envoy").await;
+    assert_sidecars(&cluster, "istio-proxy", "envoy").await;
     std::fs::remove_dir_all(&dir).unwrap();
     server.shutdown().await;
 }
@@ -372,7 +342,7 @@ async fn rollback_to_a_step_keeps_it_and_what_came_before() {
         .await
         .unwrap();
     assert_eq!(namespace["metadata"]["labels"]["mesh"], "howto-k8s-http2");
-    assert_sidecars(&server, &cluster, "envoy", "istio-proxy").await;
+    assert_sidecars(&cluster, "envoy", "istio-proxy").await;
     std::fs::remove_dir_all(&dir).unwrap();
     server.shutdown().await;
 }

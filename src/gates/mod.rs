@@ -173,6 +173,31 @@ pub struct Evaluation {
     pub at: String,
 }
 
+impl Evaluation {
+    /// The measured value as shown to people (`no data` when there is none).
+    pub fn shown_value(&self) -> String {
+        self.value
+            .map_or_else(|| "no data".to_owned(), |v| format!("{v:.6}"))
+    }
+
+    /// The thresholds in force, as shown to people (`min 0.99`, `max 250`, the App Mesh side).
+    pub fn limits(&self) -> Vec<String> {
+        let mut limits = Vec::new();
+        if let Some(min) = self.min {
+            limits.push(format!("min {min}"));
+        }
+        if let Some(max) = self.max {
+            limits.push(format!("max {max}"));
+        }
+        if let (Some(baseline), Some(tolerance)) = (self.baseline, self.tolerance) {
+            limits.push(format!(
+                "App Mesh side {baseline:.6}, tolerance {tolerance}"
+            ));
+        }
+        limits
+    }
+}
+
 /// What a gate is evaluated for: the two sides of the migration and the instant.
 #[derive(Debug, Clone)]
 pub struct GateContext {

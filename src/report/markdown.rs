@@ -123,21 +123,8 @@ fn evaluation(out: &mut String, e: &Evaluation) {
         Verdict::Fail => "❌ fail",
         Verdict::NoData => "❔ no data",
     };
-    let value = e
-        .value
-        .map_or_else(|| "no data".to_owned(), |v| format!("{v:.6}"));
-    let mut limits = Vec::new();
-    if let Some(min) = e.min {
-        limits.push(format!("min {min}"));
-    }
-    if let Some(max) = e.max {
-        limits.push(format!("max {max}"));
-    }
-    if let (Some(baseline), Some(tolerance)) = (e.baseline, e.tolerance) {
-        limits.push(format!(
-            "App Mesh side {baseline:.6}, tolerance {tolerance}"
-        ));
-    }
+    let value = e.shown_value();
+    let limits = e.limits();
     let _ = writeln!(
         out,
         "<details><summary>{mark} <code>{}</code>: {value} ({})</summary>\n",

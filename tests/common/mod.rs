@@ -206,6 +206,31 @@ pub async fn cluster(dir: &Path) -> (kubesim::RunningServer, PathBuf) {
     (server, kubeconfig)
 }
 
+/// The container names of each live pod of the color demo, sorted.
+pub async fn containers(cluster: &Cluster) -> Vec<Vec<String>> {
+    use kube::api::{Api, ListParams};
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(cluster.client.clone(), "howto-k8s-http2");
+    let mut out: Vec<Vec<String>> = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            p.spec
+                .unwrap()
+                .containers
+                .into_iter()
+                .map(|c| c.name)
+                .collect()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// What the migration leaves behind, normalised (pod names and timestamps aside).
 pub async fn outcome(kubeconfig: &Path) -> Vec<Value> {
     let client = meshplan::cluster::connect(Some(kubeconfig), None)
@@ -251,27 +276,7 @@ pub async fn outcome(kubeconfig: &Path) -> Vec<Value> {
                 .unwrap_or(Value::Null),
         );
     }
-    use kube::api::{Api, ListParams};
-    let pods: Api<k8s_openapi::api::core::v1::Pod> =
-        Api::namespaced(cluster.client.clone(), "howto-k8s-http2");
-    let mut sidecars: Vec<Vec<String>> = pods
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .map(|p| {
-            p.spec
-                .unwrap()
-                .containers
-                .into_iter()
-                .map(|c| c.name)
-                .collect()
-        })
-        .collect();
-    sidecars.sort();
-    out.push(serde_json::to_value(sidecars).unwrap());
+    out.push(serde_json::to_value(containers(&cluster).await).unwrap());
     out
 }
 

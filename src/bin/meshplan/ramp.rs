@@ -102,21 +102,8 @@ fn verdict_mark(verdict: Verdict) -> &'static str {
 
 /// One evaluation in a line or two: verdict, value against threshold, time, and the query.
 pub fn evaluation_lines(e: &Evaluation) -> String {
-    let value = e
-        .value
-        .map_or_else(|| "no data".to_owned(), |v| format!("{v:.6}"));
-    let mut limits = Vec::new();
-    if let Some(min) = e.min {
-        limits.push(format!("min {min}"));
-    }
-    if let Some(max) = e.max {
-        limits.push(format!("max {max}"));
-    }
-    if let (Some(baseline), Some(tolerance)) = (e.baseline, e.tolerance) {
-        limits.push(format!(
-            "App Mesh side {baseline:.6}, tolerance {tolerance}"
-        ));
-    }
+    let value = e.shown_value();
+    let limits = e.limits();
     let mut out = format!(
         "    {} {}: {value} ({}) at {}\n",
         verdict_mark(e.verdict),
