@@ -36,7 +36,14 @@ struct Args {
     /// The meshplan binary to run.
     #[arg(long, default_value = "target/release/meshplan")]
     meshplan: PathBuf,
+    /// Where to keep meshplan's stderr of the first apply (e.g. with `RUST_LOG=meshplan=info`).
+    #[arg(long)]
+    log: Option<PathBuf>,
 }
+
+/// The simulated cluster allocates as meshplan does: its store copies objects on every write.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type Counters = BTreeMap<(String, String), u64>;
 
@@ -81,6 +88,9 @@ async fn run(args: &Args) -> Result<(), String> {
         args.concurrency
     );
     let first = apply(args, &dir, &kubeconfig, &server).await?;
+    if let Some(log) = &args.log {
+        std::fs::write(log, &first.stderr).map_err(|e| format!("{}: {e}", log.display()))?;
+    }
     report("apply", args, &first);
     let second = apply(args, &dir, &kubeconfig, &server).await?;
     if second.requests.values().any(|n| *n > 0) {
@@ -103,6 +113,8 @@ struct Run {
     requests: Counters,
     /// meshplan's own summary of the changes (its "… to create, … to change" line).
     summary: String,
+    /// meshplan's stderr.
+    stderr: String,
 }
 
 async fn apply(
@@ -147,7 +159,7 @@ async fn apply(
         }
     }
     requests.retain(|_, n| *n > 0);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let summary = stderr
         .lines()
         .find(|l| l.contains("to create") || l.contains("already done"))
@@ -158,6 +170,7 @@ async fn apply(
         wall,
         requests,
         summary,
+        stderr,
     })
 }
 

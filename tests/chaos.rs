@@ -22,7 +22,7 @@ use meshplan::engine::{self, EngineError, Options};
 use meshplan::plan::PlanFile;
 use meshplan::ramp::tick::{self, TickOptions};
 use meshplan::scope::Scope;
-use meshplan::state::{self, Store};
+use meshplan::state::{self, Journal, Store};
 use meshplan::steps::StepGraph;
 use serde_json::Value;
 
@@ -358,16 +358,13 @@ fn journal_states(dir: &Path) -> Vec<(String, String)> {
     let Ok(text) = std::fs::read_to_string(dir.join("state.json")) else {
         return Vec::new();
     };
-    let journal: Value = serde_json::from_str(&text).expect("the journal is JSON");
-    journal["steps"]
-        .as_object()
-        .unwrap()
+    let journal = Journal::parse(&text).expect("the journal is readable");
+    journal
+        .steps
         .iter()
         .map(|(id, s)| {
-            (
-                id.clone(),
-                s["state"].as_str().unwrap_or_default().to_owned(),
-            )
+            let state = serde_json::to_value(s.state).unwrap();
+            (id.clone(), state.as_str().unwrap_or_default().to_owned())
         })
         .collect()
 }

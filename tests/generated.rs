@@ -69,3 +69,83 @@ fn app_mesh_gateway_deployments_are_replaced_not_restarted() {
         "no MP401 finding"
     );
 }
+
+/// A generated mesh applied against kubesim over HTTP: each step reads what it touches with one
+/// LIST per kind and namespace (a GET only where it touches one object of a kind), a restart
+/// waits on one watch of its Deployment instead of polling, and the journal is written whole
+/// once, then each step's progress appended to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_reads_per_kind_and_namespace_and_watches_rollouts() {
+    use meshplan::engine::{self, Options};
+    use meshplan::state::{Journal, Store};
+    use std::time::Duration;
+
+    let mesh = mesh::generate(&mesh::Size {
+        services: 6,
+        versions: 2,
+        routes: 2,
+        per_namespace: 50,
+    });
+    let dir = std::env::temp_dir().join(format!("meshplan-generated-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("mesh.yaml"), &mesh.yaml).unwrap();
+    std::fs::write(
+        dir.join("plan.toml"),
+        "[source]\nmanifests = [\"mesh.yaml\"]\nmesh = \"bench\"\nnamespaces = [\"team-000\"]\n\n\
+         [istio]\ninstall = \"existing\"\nversion = \"1.27\"\n",
+    )
+    .unwrap();
+    let plan = PlanFile::load(&dir.join("plan.toml")).unwrap();
+    let (server, cluster) = meshplan::rehearse::start_with(&plan, Duration::ZERO)
+        .await
+        .unwrap();
+    let options = Options {
+        concurrency: 4,
+        rollout_timeout: Duration::from_secs(30),
+        poll: Duration::from_millis(500),
+        store: Store::files(dir.join("state.json"), dir.join("lock")),
+        stop: Default::default(),
+        include_addon: false,
+        scope: meshplan::scope::Scope::of(&plan.spec),
+    };
+    let planned = pipeline::plan_offline(plan, None).unwrap();
+    let graph = &planned.graph;
+    let before = server.faults().counters();
+    engine::apply(&cluster, graph, "generated", &options, &|_| {})
+        .await
+        .unwrap();
+    let count = |verb: &str, resource: &str| {
+        let key = (verb.to_owned(), resource.to_owned());
+        server.faults().counters().get(&key).copied().unwrap_or(0)
+            - before.get(&key).copied().unwrap_or(0)
+    };
+    let restarts = graph
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Restart { .. }))
+        .count() as u64;
+    assert!(restarts >= 10, "{restarts} restarts");
+    // One watch per rollout, no polling: the one GET of a Deployment is istiod's.
+    assert_eq!(count("watch", "deployments"), restarts);
+    assert_eq!(count("get", "deployments"), 1);
+    // Sidecars, DestinationRules and App Mesh objects come many to a step: listed once per step
+    // that touches them (VirtualServices: the routing step and the App Mesh deletion), never got.
+    for (resource, steps) in [
+        ("sidecars", 1),
+        ("destinationrules", 1),
+        ("virtualnodes", 1),
+        ("virtualservices", 2),
+    ] {
+        assert_eq!(count("get", resource), 0, "GET {resource}");
+        assert_eq!(count("list", resource), steps, "LIST {resource}");
+    }
+    // The whole journal, then a line per step started and per step finished.
+    let text = std::fs::read_to_string(dir.join("state.json")).unwrap();
+    assert_eq!(text.lines().count(), 1 + 2 * graph.steps.len());
+    let whole: Journal = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(&whole.graph, graph);
+    assert!(Journal::parse(&text).unwrap().complete());
+    server.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

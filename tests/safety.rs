@@ -10,6 +10,7 @@ use std::process::{Command, Output, Stdio};
 use common::{cluster, root, temp};
 use meshplan::cluster::Cluster;
 use meshplan::object::ObjectRef;
+use meshplan::state::Journal;
 use serde_json::Value;
 
 fn meshplan(dir: &Path, args: &[&str]) -> Output {
@@ -190,22 +191,20 @@ async fn a_rollback_deletes_only_what_the_journal_says_the_run_created() {
     );
     // The journal edited to say the Service did not exist before the step that changed it.
     let path = dir.join(".meshplan/color.state.json");
-    let mut journal: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let (step, image) = journal["steps"]
-        .as_object_mut()
-        .unwrap()
+    let mut journal = Journal::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let (step, image) = journal
+        .steps
         .iter_mut()
         .find_map(|(id, record)| {
-            let images = record.get_mut("pre_images")?.as_array_mut()?;
-            let image = images
+            let image = record
+                .pre_images
                 .iter_mut()
-                .find(|i| i["object"]["kind"] == "Service")?;
+                .find(|i| i.object.kind == "Service")?;
             Some((id.clone(), image))
         })
         .expect("a step changes the Service");
-    image["before"] = Value::Null;
-    std::fs::write(&path, serde_json::to_string_pretty(&journal).unwrap()).unwrap();
+    image.before = None;
+    std::fs::write(&path, journal.to_text()).unwrap();
     let before = writes(&server);
 
     let refused = run("rollback");

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures_util::stream::BoxStream;
 use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
@@ -90,6 +91,17 @@ impl Cluster {
 
     /// The objects of a kind (that of `probe`) in `probe`'s namespace, or cluster-wide.
     pub async fn list(&self, probe: &ObjectRef) -> Result<Vec<ObjectRef>, ClusterError> {
+        Ok(self
+            .list_objects(probe)
+            .await?
+            .iter()
+            .map(ObjectRef::of)
+            .collect())
+    }
+
+    /// The objects of a kind (that of `probe`) in `probe`'s namespace, or cluster-wide, whole:
+    /// one request however many there are.
+    pub async fn list_objects(&self, probe: &ObjectRef) -> Result<Vec<Value>, ClusterError> {
         let api = self.api(probe).await?;
         let params = kube::api::ListParams::default();
         let list = retry(|| api.list(&params))
@@ -100,16 +112,55 @@ impl Cluster {
             })?;
         Ok(list
             .items
-            .iter()
-            .map(|o| {
-                ObjectRef::new(
-                    &probe.api_version,
-                    &probe.kind,
-                    o.metadata.namespace.as_deref(),
-                    o.metadata.name.as_deref().unwrap_or_default(),
-                )
-            })
+            .into_iter()
+            .map(|o| with_type(o, probe))
             .collect())
+    }
+
+    /// The versions of one object after `resource_version`, as the server reports them, for at
+    /// most `timeout` (`None`: deleted). One request, however many changes it brings.
+    pub async fn watch(
+        &self,
+        object: &ObjectRef,
+        resource_version: &str,
+        timeout: std::time::Duration,
+    ) -> Result<BoxStream<'static, Result<Option<Value>, ClusterError>>, ClusterError> {
+        use futures_util::StreamExt;
+        use kube::api::{WatchEvent, WatchParams};
+        let api = self.api(object).await?;
+        let params = WatchParams::default()
+            .fields(&format!("metadata.name={}", object.name))
+            .timeout(timeout.as_secs().clamp(1, 290) as u32);
+        let what = move || format!("watching {object}");
+        let stream = retry(|| api.watch(&params, resource_version))
+            .await
+            .map_err(|source| ClusterError::Api {
+                what: what(),
+                source,
+            })?;
+        let object = object.clone();
+        Ok(stream
+            .filter_map(move |event| {
+                let object = object.clone();
+                async move {
+                    match event {
+                        Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)) => {
+                            Some(Ok(Some(with_type(o, &object))))
+                        }
+                        Ok(WatchEvent::Deleted(_)) => Some(Ok(None)),
+                        Ok(WatchEvent::Bookmark(_)) => None,
+                        Ok(WatchEvent::Error(status)) => Some(Err(ClusterError::Api {
+                            what: format!("watching {object}"),
+                            source: kube::Error::Api(status),
+                        })),
+                        Err(source) => Some(Err(ClusterError::Api {
+                            what: format!("watching {object}"),
+                            source,
+                        })),
+                    }
+                }
+            })
+            .boxed())
     }
 
     /// Server-side apply of a whole object, as its owner (`force`: take over conflicting fields).

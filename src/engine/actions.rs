@@ -1,5 +1,7 @@
 //! What each kind of step does to the cluster, and how it is undone.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 
 use super::Options;
@@ -72,12 +74,11 @@ fn runs_of_kind(changes: &[Change]) -> Vec<Vec<Change>> {
     runs
 }
 
-/// The objects a step will touch, as they are now (read concurrently).
-pub async fn pre_images(
-    cluster: &Cluster,
-    step: &Step,
-    limit: usize,
-) -> Result<Vec<PreImage>, ClusterError> {
+/// The Kubernetes objects a step touches, as they are now (`None`: absent).
+pub type Observed = BTreeMap<ObjectRef, Option<Value>>;
+
+/// The objects whose pre-images a step records.
+fn touched(step: &Step) -> Vec<ObjectRef> {
     let mut objects: Vec<ObjectRef> = step
         .changes
         .iter()
@@ -89,32 +90,86 @@ pub async fn pre_images(
     {
         objects.push(ObjectRef::new("v1", "Namespace", None, namespace));
     }
-    bounded(objects, limit, |object| {
+    objects
+}
+
+/// Reads the Kubernetes objects a step touches: one LIST per kind and namespace of which it
+/// touches several, one GET for a kind of which it touches one; at most `limit` at once.
+pub async fn observe(
+    cluster: &Cluster,
+    step: &Step,
+    limit: usize,
+) -> Result<Observed, ClusterError> {
+    let mut groups: BTreeMap<(String, String, Option<String>), Vec<ObjectRef>> = BTreeMap::new();
+    for object in touched(step).into_iter().filter(|o| !o.is_eks_addon()) {
+        let key = (
+            object.api_version.clone(),
+            object.kind.clone(),
+            object.namespace.clone(),
+        );
+        groups.entry(key).or_default().push(object);
+    }
+    let reads = bounded(groups.into_values().collect(), limit, |objects| {
         let cluster = cluster.clone();
         async move {
-            let before = if object.is_eks_addon() {
-                // Not a Kubernetes object: its pre-image is the add-on as EKS describes it, and
-                // an empty one records that meshplan created it (only then may a rollback delete
-                // it).
-                let addon = cluster.eks()?.describe(&object.name).await?;
-                addon.map(|a| crate::eks::settings_value(&a, None))
-            } else {
-                // A Secret's data never goes into the journal.
-                (cluster.get(&object).await?)
-                    .map(|o| crate::diff::without_secret_data(&strip_server_fields(&o)))
-            };
-            Ok(PreImage { object, before })
+            if let [object] = objects.as_slice() {
+                let now = cluster.get(object).await?;
+                return Ok(vec![(object.clone(), now)]);
+            }
+            let mut listed: BTreeMap<ObjectRef, Value> = cluster
+                .list_objects(&objects[0])
+                .await?
+                .into_iter()
+                .map(|o| (ObjectRef::of(&o), o))
+                .collect();
+            Ok(objects
+                .into_iter()
+                .map(|o| {
+                    let now = listed.remove(&o);
+                    (o, now)
+                })
+                .collect())
         }
     })
-    .await
+    .await?;
+    Ok(reads.into_iter().flatten().collect())
+}
+
+/// The objects a step will touch as they are now, from `observed` (an EKS add-on is described).
+pub async fn pre_images(
+    cluster: &Cluster,
+    step: &Step,
+    observed: &Observed,
+) -> Result<Vec<PreImage>, ClusterError> {
+    let mut images = Vec::new();
+    for object in touched(step) {
+        let before = if object.is_eks_addon() {
+            // Not a Kubernetes object: its pre-image is the add-on as EKS describes it, and an
+            // empty one records that meshplan created it (only then may a rollback delete it).
+            let addon = cluster.eks()?.describe(&object.name).await?;
+            addon.map(|a| crate::eks::settings_value(&a, None))
+        } else {
+            // A Secret's data never goes into the journal.
+            observed
+                .get(&object)
+                .cloned()
+                .flatten()
+                .map(|o| crate::diff::without_secret_data(&strip_server_fields(&o)))
+        };
+        images.push(PreImage { object, before });
+    }
+    Ok(images)
 }
 
 /// Brings one object to its planned state; nothing when it is there already.
-async fn apply_change(cluster: Cluster, change: Change) -> Result<(), ClusterError> {
+async fn apply_change(
+    cluster: Cluster,
+    change: Change,
+    current: Option<Value>,
+) -> Result<(), ClusterError> {
     let Some(after) = &change.after else {
         return Ok(());
     };
-    let current = cluster.get(&change.object).await?;
     if current.as_ref().is_some_and(|c| same(c, after)) {
         return Ok(());
     }
@@ -143,10 +198,12 @@ async fn apply_change(cluster: Cluster, change: Change) -> Result<(), ClusterErr
 /// Reports how a long-running action is getting on.
 pub type Progress<'a> = &'a (dyn Fn(String) + Send + Sync);
 
-/// Performs a step's action; `progress` hears how rollouts advance.
+/// Performs a step's action on the objects as `observed` just before; `progress` hears how
+/// rollouts advance.
 pub async fn act(
     cluster: &Cluster,
     step: &Step,
+    observed: &Observed,
     options: &Options,
     progress: Progress<'_>,
 ) -> Result<(), ClusterError> {
@@ -215,7 +272,8 @@ pub async fn act(
         Action::Apply => {
             for run in runs_of_kind(&step.changes) {
                 bounded(run, options.concurrency, |change| {
-                    apply_change(cluster.clone(), change)
+                    let current = observed.get(&change.object).cloned().flatten();
+                    apply_change(cluster.clone(), change, current)
                 })
                 .await?;
             }
@@ -287,7 +345,7 @@ pub async fn act(
             deployments,
         } => {
             for deployment in deployments {
-                wait_rollout(cluster, namespace, deployment, options, progress).await?;
+                wait_rollout(cluster, namespace, deployment, None, options, progress).await?;
             }
             Ok(())
         }
@@ -344,41 +402,73 @@ async fn restart_with(
     let mut patch = patch.unwrap_or_else(|| json!({}));
     patch["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] =
         Value::String(jiff::Timestamp::now().to_string());
-    cluster.merge(&object, &patch).await?;
-    wait_rollout(cluster, namespace, name, options, progress).await
+    let patched = cluster.merge(&object, &patch).await?;
+    wait_rollout(cluster, namespace, name, Some(patched), options, progress).await
 }
 
-/// Waits until a Deployment has rolled out, reporting replica counts; bounded by the plan's
-/// rollout timeout.
+/// Waits until a Deployment (`current`: as just read or written) has rolled out, reporting
+/// replica counts; bounded by the plan's rollout timeout. It watches the Deployment rather than
+/// polling it, so a rollout is seen done as soon as it is, for one request; when a watch fails or
+/// ends, the Deployment is read again.
 async fn wait_rollout(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
+    current: Option<Value>,
     options: &Options,
     progress: Progress<'_>,
 ) -> Result<(), ClusterError> {
+    use futures_util::StreamExt;
     let object = ObjectRef::new("apps/v1", "Deployment", Some(namespace), name);
+    let gone = || {
+        ClusterError::Check(format!(
+            "Deployment {namespace}/{name} disappeared during its rollout"
+        ))
+    };
     let deadline = tokio::time::Instant::now() + options.rollout_timeout;
-    // Quick rollouts are seen soon after they finish; slow ones cost one read per `poll`.
-    let mut pause = options.poll / 8;
+    let mut current = match current {
+        Some(current) => current,
+        None => cluster.get(&object).await?.ok_or_else(gone)?,
+    };
     loop {
-        let current = cluster.get(&object).await?.ok_or_else(|| {
-            ClusterError::Check(format!(
-                "Deployment {namespace}/{name} disappeared during its rollout"
-            ))
-        })?;
         if rolled_out(&current) {
             return Ok(());
         }
         progress(rollout_progress(&current));
-        if tokio::time::Instant::now() >= deadline {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
             return Err(ClusterError::Check(format!(
                 "Deployment {namespace}/{name} did not finish its rollout within {:?}",
                 options.rollout_timeout
             )));
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(options.poll);
+        let version = current["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let watched = async {
+            let mut changes = cluster.watch(&object, &version, left).await?;
+            while let Some(change) = changes.next().await {
+                let changed = change?.ok_or_else(gone)?;
+                if rolled_out(&changed) {
+                    return Ok(None);
+                }
+                progress(rollout_progress(&changed));
+                current = changed;
+            }
+            Ok::<_, ClusterError>(Some(()))
+        };
+        match tokio::time::timeout(left, watched).await {
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(error @ ClusterError::Check(_))) => return Err(error),
+            // The watch ended or failed (a dropped connection, a compacted history): pause a
+            // moment, then read the Deployment again and watch from there.
+            Ok(Ok(Some(()))) | Ok(Err(_)) | Err(_) => {
+                tracing::debug!(deployment = %object, "rollout watch ended; reading again");
+                tokio::time::sleep((options.poll / 8).min(left)).await;
+                current = cluster.get(&object).await?.ok_or_else(gone)?;
+            }
+        }
     }
 }
 

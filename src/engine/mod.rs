@@ -137,6 +137,8 @@ async fn apply_locked(
     let order = graph.order()?;
     // Nor does one that writes outside the plan's scope (a saved plan edited by hand).
     options.scope.check(graph)?;
+    // Written whole once; the steps' progress is then appended to it.
+    journal.save(&options.store).await?;
     let journal = Arc::new(Mutex::new(journal));
     // Running steps report progress through a channel: they outlive this borrow of `report`.
     let (progress, mut progressed) = tokio::sync::mpsc::unbounded_channel::<Event>();
@@ -205,22 +207,24 @@ async fn apply_locked(
         let mut j = journal.lock().await;
         let record = j.step(&id);
         record.finished_at = Some(jiff::Timestamp::now().to_string());
-        match result {
+        let event = match result {
             Ok(()) => {
                 tracing::info!(step = %id, "step finished");
                 record.state = StepState::Done;
                 record.error = None;
-                report(Event::Finished(id));
+                Event::Finished(id.clone())
             }
             Err(error) => {
                 tracing::info!(step = %id, %error, "step failed");
                 record.state = StepState::Failed;
                 record.error = Some(error.to_string());
-                report(Event::Failed(id.clone(), error.to_string()));
-                failure.get_or_insert((id, error.to_string()));
+                failure.get_or_insert((id.clone(), error.to_string()));
+                Event::Failed(id.clone(), error.to_string())
             }
-        }
-        j.save(&options.store).await?;
+        };
+        // Reported once it is recorded.
+        j.save_step(&options.store, &id).await?;
+        report(event);
     }
     let journal = journal.lock().await.clone();
     match failure {
@@ -237,10 +241,12 @@ async fn run_step(
     options: &Options,
     progress: &(dyn Fn(String) + Send + Sync),
 ) -> Result<(), ClusterError> {
-    // Pre-images are taken once: a resumed step keeps those of its first attempt.
+    // What the step acts on is read afresh, also when resumed; pre-images are taken once: a
+    // resumed step keeps those of its first attempt.
+    let observed = actions::observe(cluster, step, options.concurrency).await?;
     let known = journal.lock().await.step(&step.id).pre_images.clone();
     let pre_images = if known.is_empty() {
-        actions::pre_images(cluster, step, options.concurrency).await?
+        actions::pre_images(cluster, step, &observed).await?
     } else {
         known
     };
@@ -252,11 +258,11 @@ async fn run_step(
             .started_at
             .get_or_insert_with(|| jiff::Timestamp::now().to_string());
         record.pre_images = pre_images;
-        j.save(&options.store)
+        j.save_step(&options.store, &step.id)
             .await
             .map_err(|e| ClusterError::Check(format!("saving the journal: {e}")))?;
     }
-    actions::act(cluster, step, options, progress).await
+    actions::act(cluster, step, &observed, options, progress).await
 }
 
 /// Rolls back every step the journal records, newest first, restoring pre-images.
@@ -308,6 +314,8 @@ async fn rollback_locked(
             known: ids.join(", "),
         });
     }
+    // Written whole once (dropping a torn update a crash left); progress is then appended.
+    journal.save(&options.store).await?;
     let mut restart = Vec::new();
     for step in graph.steps.iter().rev() {
         // `--to STEP` keeps STEP and everything before it.
@@ -351,7 +359,7 @@ async fn rollback_locked(
         // rollback stopped in between redoes the restart when resumed.
         if !is_restart {
             journal.step(&step.id).state = StepState::RolledBack;
-            journal.save(&options.store).await?;
+            journal.save_step(&options.store, &step.id).await?;
             tracing::info!(step = %step.id, "step rolled back");
             report(Event::Undone(step.id.clone()));
         }
@@ -365,7 +373,7 @@ async fn rollback_locked(
                 message: e.to_string(),
             })?;
         journal.step(&id).state = StepState::RolledBack;
-        journal.save(&options.store).await?;
+        journal.save_step(&options.store, &id).await?;
         tracing::info!(step = %id, "step rolled back");
         report(Event::Undone(id));
     }

@@ -1,4 +1,11 @@
 //! The journal: what each step of a run did.
+//!
+//! Stored as a log of JSON values: the whole journal (compact, on one line), then one value per
+//! step update (`{"step": ID, "state": …}`), each appended and synced as it happens. A run
+//! starts by rewriting the log as one whole journal, so the log stays as long as one run's
+//! updates, and writing a step's progress costs that step's record, not the whole graph again.
+//! A crash while appending leaves a torn last value, which reading ignores: that update was
+//! never acknowledged, and its step is observed again.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +47,22 @@ pub struct StepRecord {
     /// The objects as they were before the step touched them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pre_images: Vec<PreImage>,
+}
+
+/// A step update as logged after the whole journal.
+#[derive(Deserialize)]
+struct Update {
+    step: String,
+    #[serde(flatten)]
+    record: StepRecord,
+}
+
+/// A step update being logged.
+#[derive(Serialize)]
+struct UpdateRef<'a> {
+    step: &'a str,
+    #[serde(flatten)]
+    record: &'a StepRecord,
 }
 
 /// States of a step.
@@ -90,7 +113,7 @@ impl Journal {
             return Ok(None);
         };
         let location = || store.location(JOURNAL);
-        let journal: Journal = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+        let journal = Journal::parse(&text).map_err(|e| StateError::Corrupt {
             location: location(),
             message: e.to_string(),
         })?;
@@ -104,11 +127,46 @@ impl Journal {
         Ok(Some(journal))
     }
 
-    /// Writes the journal (atomically to a file; with a precondition to a ConfigMap).
-    pub async fn save(&self, store: &Store) -> Result<(), StateError> {
-        let mut text = serde_json::to_string_pretty(self).expect("journals serialise");
+    /// Reads a stored journal: the whole journal, then the step updates logged after it. A torn
+    /// last update (a crash while appending it) is ignored.
+    pub fn parse(text: &str) -> Result<Journal, serde_json::Error> {
+        let mut values = serde_json::Deserializer::from_str(text);
+        let mut journal = Journal::deserialize(&mut values)?;
+        for update in values.into_iter::<Update>() {
+            match update {
+                Ok(Update { step, record }) => {
+                    journal.steps.insert(step, record);
+                }
+                Err(e) if e.is_eof() => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(journal)
+    }
+
+    /// The whole journal as stored, on one line.
+    pub fn to_text(&self) -> String {
+        let mut text = serde_json::to_string(self).expect("journals serialise");
         text.push('\n');
-        store.write(JOURNAL, &text).await
+        text
+    }
+
+    /// Writes the whole journal, replacing what is stored (atomically to a file; with a
+    /// precondition to a ConfigMap).
+    pub async fn save(&self, store: &Store) -> Result<(), StateError> {
+        store.write(JOURNAL, &self.to_text()).await
+    }
+
+    /// Records the current state of step `id`: appended to the journal file; a ConfigMap, which
+    /// cannot append, is written whole.
+    pub async fn save_step(&self, store: &Store, id: &str) -> Result<(), StateError> {
+        let update = UpdateRef {
+            step: id,
+            record: self.steps.get(id).expect("a step of this journal"),
+        };
+        let mut line = serde_json::to_string(&update).expect("step records serialise");
+        line.push('\n');
+        store.append(JOURNAL, &line, || self.to_text()).await
     }
 
     /// The record of a step (created pending when unknown).
@@ -170,6 +228,33 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // Step updates are appended; a torn last one (a crash while appending) is ignored.
+        journal.step("routing").state = StepState::Done;
+        journal.save_step(&store, "routing").await.unwrap();
+        let logged = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(logged.lines().count(), 2, "{logged}");
+        assert_eq!(
+            Journal::load(&store, "abc").await.unwrap(),
+            Some(journal.clone())
+        );
+        let whole = journal.to_text();
+        journal.step("routing").state = StepState::Failed;
+        journal.save_step(&store, "routing").await.unwrap();
+        let torn = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &torn[..torn.len() - 20]).unwrap();
+        journal.step("routing").state = StepState::Done;
+        assert_eq!(
+            Journal::load(&store, "abc").await.unwrap(),
+            Some(journal.clone())
+        );
+        // A whole save replaces the log.
+        journal.save(&store).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
+        std::fs::write(&path, format!("{whole}{{\"step\": 3}}\n{{}}")).unwrap();
+        assert!(matches!(
+            Journal::load(&store, "abc").await,
+            Err(StateError::Corrupt { .. })
+        ));
         std::fs::write(&path, "{not json").unwrap();
         assert!(matches!(
             Journal::load(&store, "abc").await,

@@ -2,9 +2,10 @@
 //!
 //! The journal records, per step, its state, timing, error and the pre-images of the objects it
 //! touched, so that an interrupted `apply` resumes and `rollback` restores. A file is written
-//! atomically (temporary file, fsync, rename, fsync of the folder): a crash leaves the previous
-//! journal or the new one, never a torn file. In the cluster, a ConfigMap holds it, written with
-//! resourceVersion preconditions, and a Lease is the lock.
+//! whole atomically (temporary file, fsync, rename, fsync of the folder) when a run starts, then
+//! each step update is appended and synced: a crash leaves every acknowledged update and at most
+//! a torn last one, which reading ignores. In the cluster, a ConfigMap holds it, written whole
+//! with resourceVersion preconditions, and a Lease is the lock.
 
 mod configmap;
 mod journal;
@@ -115,6 +116,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
         .and_then(|d| d.sync_all())
         .map_err(io)?;
     Ok(())
+}
+
+/// Appends `bytes` to the file at `path` and syncs it; a crash leaves at most a torn tail.
+pub fn append_durable(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    use std::io::Write;
+    let io = |source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_data().map_err(io)
 }
 
 /// The fingerprint of a plan's text: a journal belongs to exactly one version of a plan.

@@ -8,7 +8,7 @@ use kube::Client;
 use super::configmap::ConfigMapDocs;
 use super::lease::{LeaseGuard, LeaseLock};
 use super::lock::{self, Holder, LockError, LockGuard};
-use super::{StateError, write_atomic};
+use super::{StateError, append_durable, write_atomic};
 
 /// A plan's state store.
 #[derive(Clone, Debug)]
@@ -144,6 +144,22 @@ impl Store {
                 write_atomic(&Self::path(journal, key), text.as_bytes())
             }
             Store::Cluster { docs, .. } => docs.write(key, text).await,
+        }
+    }
+
+    /// Adds `line` to the end of a document: appended and synced to a file; a ConfigMap, which
+    /// cannot append, is replaced by `whole` (the document with the line).
+    pub async fn append(
+        &self,
+        key: &str,
+        line: &str,
+        whole: impl FnOnce() -> String,
+    ) -> Result<(), StateError> {
+        match self {
+            Store::Files { journal, .. } => {
+                append_durable(&Self::path(journal, key), line.as_bytes())
+            }
+            Store::Cluster { docs, .. } => docs.write(key, &whole()).await,
         }
     }
 

@@ -419,6 +419,7 @@ fn write_options(
         manager: explicit.unwrap_or(fallback),
         validation: FieldValidation::parse(q.get("fieldValidation").map(String::as_str))?,
         force: is_true(q.get("force")),
+        trusted: false,
     })
 }
 

@@ -66,6 +66,7 @@ pub fn load_objects(store: &Store, path: &str, objs: Vec<Value>) -> Result<usize
         manager_explicit: true,
         validation: FieldValidation::Strict,
         force: false,
+        trusted: false,
     };
     let mut n = 0;
     for obj in objs {

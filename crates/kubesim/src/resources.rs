@@ -340,17 +340,18 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceInfo> {
     out
 }
 
-/// All served resources, with group and version lookup.
+/// All served resources, with group and version lookup. Shared, so that a request's copy of it
+/// costs a reference count; a CRD change copies it once.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    resources: Vec<ResourceInfo>,
+    resources: std::sync::Arc<Vec<ResourceInfo>>,
 }
 
 impl Registry {
     /// A registry holding the built-in resources.
     pub fn new() -> Self {
         Self {
-            resources: builtins(),
+            resources: std::sync::Arc::new(builtins()),
         }
     }
 
@@ -402,9 +403,9 @@ impl Registry {
 
     /// Replaces the resources registered by the named CRD.
     pub fn set_crd(&mut self, crd_name: &str, resources: Vec<ResourceInfo>) {
-        self.resources
-            .retain(|r| r.crd.as_deref() != Some(crd_name));
-        self.resources.extend(resources);
+        let all = std::sync::Arc::make_mut(&mut self.resources);
+        all.retain(|r| r.crd.as_deref() != Some(crd_name));
+        all.extend(resources);
     }
 
     /// Whether another CRD or a built-in already serves this group and plural.

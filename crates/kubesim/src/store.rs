@@ -71,6 +71,9 @@ pub struct WriteOptions {
     pub validation: FieldValidation,
     /// `force` (apply patches only).
     pub force: bool,
+    /// Written by a simulated controller, whose objects are well-formed: not decoded for
+    /// validation (the cost of every controller write otherwise).
+    pub trusted: bool,
 }
 
 /// The result of a successful write.
@@ -911,12 +914,14 @@ impl State {
         }
 
         let mut warnings = Vec::new();
-        if !res.is_custom() {
-            let mode = if matches!(ownership, Ownership::Apply(_)) {
-                FieldValidation::Ignore
-            } else {
-                opts.validation
-            };
+        let mode = if matches!(ownership, Ownership::Apply(_)) {
+            FieldValidation::Ignore
+        } else {
+            opts.validation
+        };
+        if opts.trusted {
+            // A controller's own write: nothing to prune or report.
+        } else if !res.is_custom() {
             let (pruned, unknown) =
                 validate::builtin(&res.group, &res.version, &res.kind, &new, mode)?;
             new = pruned;
@@ -924,11 +929,6 @@ impl State {
                 warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")));
             }
         } else {
-            let mode = if matches!(ownership, Ownership::Apply(_)) {
-                FieldValidation::Ignore
-            } else {
-                opts.validation
-            };
             crd::validate_custom(res, &mut new, old.as_ref(), mode, &mut warnings)?;
         }
         crate::defaults::apply(res, &mut new, old.as_ref());
@@ -1420,6 +1420,7 @@ fn system_options(manager: &str) -> WriteOptions {
         manager_explicit: true,
         validation: FieldValidation::Ignore,
         force: false,
+        trusted: true,
     }
 }
 

@@ -265,7 +265,7 @@ pub async fn rollout(
     // Step 1: observe the generation, find or create the new ReplicaSet.
     let (new_rs, replicas) = {
         let mut st = store.lock();
-        let (dres, rsres, _) = resources(&st);
+        let (dres, rsres, pods) = resources(&st);
         let Some(d) = current(&st, &dres, &ns, &name, generation) else {
             return;
         };
@@ -328,11 +328,11 @@ pub async fn rollout(
         // Nothing of the new template runs yet: clients see the rollout as in progress.
         let pods_now: usize = replica_sets_of(&st, &rsres, &ns, meta_str(&d, "uid"))
             .iter()
-            .map(|(_, uid, _)| pods_of(&st, &resources(&st).2, &ns, uid).len())
+            .map(|(_, uid, _)| pods_of(&st, &pods, &ns, uid).len())
             .sum();
         let updated = st
             .find(&rsres, &ns, &rs_name)
-            .map(|rs| pods_of(&st, &resources(&st).2, &ns, meta_str(rs, "uid")).len())
+            .map(|rs| pods_of(&st, &pods, &ns, meta_str(rs, "uid")).len())
             .unwrap_or(0);
         status["replicas"] = json!(pods_now);
         status["updatedReplicas"] = json!(updated);
