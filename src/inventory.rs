@@ -346,6 +346,19 @@ impl Inventory {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The namespaced App Mesh objects as read (every App Mesh kind but Mesh).
+    pub fn appmesh_raw(&self) -> impl Iterator<Item = &Value> {
+        fn raw<T>(items: &[Item<T>]) -> impl Iterator<Item = &Value> {
+            items.iter().map(|i| &i.raw)
+        }
+        raw(&self.virtual_nodes)
+            .chain(raw(&self.virtual_services))
+            .chain(raw(&self.virtual_routers))
+            .chain(raw(&self.virtual_gateways))
+            .chain(raw(&self.gateway_routes))
+            .chain(raw(&self.backend_groups))
+    }
 }
 
 /// Each item's object and where it was read.

@@ -13,7 +13,7 @@ pub struct Planned {
     pub plan: PlanFile,
     /// What was read.
     pub inventory: Inventory,
-    /// The Istio version of it.
+    /// The Istio version of it; its objects, Services and workloads have moved into `graph`.
     pub translation: Translation,
     /// The steps that carry it out.
     pub graph: StepGraph,
@@ -83,7 +83,7 @@ pub fn plan_with(
     source: String,
     strategy: Option<StrategyKind>,
 ) -> Result<Planned, Error> {
-    let translation = translate::translate(&inventory, &options(&plan));
+    let mut translation = translate::translate(&inventory, &options(&plan));
     if !translation.override_problems.is_empty() {
         let errors = translation
             .override_problems
@@ -99,7 +99,7 @@ pub fn plan_with(
         return Err(plan.invalid(errors).into());
     }
     let kind = strategy.unwrap_or(plan.spec.strategy.kind);
-    let graph = strategy::build(&plan, kind, &inventory, &translation)?;
+    let graph = strategy::build(&plan, kind, &inventory, &mut translation)?;
     Ok(Planned {
         plan,
         inventory,

@@ -280,7 +280,7 @@ pub fn render(planned: &Planned, format: RenderFormat) -> Rendered {
     }
     if strategy == StrategyKind::ParallelNamespace && planned.plan.spec.cleanup.delete_appmesh {
         // The parallel graph leaves App Mesh in place until the ramp completes.
-        deletions.extend(planned.translation.appmesh.iter().map(ObjectRef::of));
+        deletions.extend(planned.translation.appmesh.iter().cloned());
     }
     let last = stages.last().map(|s| s.wave).unwrap_or_default();
     let cleanup_wave = (last / 10 + 1) * 10;

@@ -256,10 +256,12 @@ impl StepGraph {
                 | Action::WaitRollout { namespace, .. } => {
                     let deployments =
                         |verb| Access::new(verb, "apps/v1", "Deployment", Some(namespace.as_str()));
+                    // A rollout is waited for by watching its Deployment.
                     needed.extend([
                         deployments("get"),
                         deployments("list"),
                         deployments("patch"),
+                        deployments("watch"),
                     ]);
                     needed.insert(Access::new("list", "v1", "Pod", Some(namespace.as_str())));
                 }
@@ -267,7 +269,18 @@ impl StepGraph {
             }
             // The EKS add-on is reached through the EKS API with AWS credentials: no Kubernetes
             // permission covers it.
-            for change in step.changes.iter().filter(|c| !c.object.is_eks_addon()) {
+            let objects = step.changes.iter().filter(|c| !c.object.is_eks_addon());
+            // A step reads the objects of a kind it touches several of with one LIST.
+            let mut per_kind = std::collections::BTreeMap::new();
+            for change in objects.clone() {
+                if change.action != ChangeAction::Restart {
+                    *per_kind
+                        .entry(Access::on("list", &change.object))
+                        .or_insert(0) += 1;
+                }
+            }
+            needed.extend(per_kind.into_iter().filter(|(_, n)| *n > 1).map(|(a, _)| a));
+            for change in objects {
                 // Reading the pre-image, acting, and the inverse a rollback performs.
                 let verbs: &[&'static str] = match change.action {
                     ChangeAction::Create => &["get", "create", "patch", "delete"],

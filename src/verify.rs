@@ -166,10 +166,17 @@ pub fn expected_weights(
     }
     let name = service.rsplit('/').next().unwrap_or(service);
     let mut weights = BTreeMap::new();
-    for object in
-        planned.translation.objects.iter().filter(|o| {
-            o["kind"] == "VirtualService" && o["metadata"]["name"].as_str() == Some(name)
-        })
+    // The translated routes, which the plan's routing step creates.
+    let planned_objects = planned
+        .graph
+        .steps
+        .iter()
+        .filter(|s| s.id == "routing")
+        .flat_map(|s| &s.changes)
+        .filter(|c| c.action == crate::steps::ChangeAction::Create)
+        .filter_map(|c| c.after.as_ref());
+    for object in planned_objects
+        .filter(|o| o["kind"] == "VirtualService" && o["metadata"]["name"].as_str() == Some(name))
     {
         for destination in object["spec"]["http"][0]["route"]
             .as_array()

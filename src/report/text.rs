@@ -106,24 +106,37 @@ pub fn summary_line(summary: Summary) -> String {
 
 /// The whole plan as text.
 pub fn plan(planned: &Planned, palette: Palette) -> String {
-    let graph = &planned.graph;
     let mut out = String::new();
-    let _ = writeln!(
+    write_plan(&mut out, planned, palette).expect("writing to a String cannot fail");
+    out
+}
+
+/// Writes the whole plan as text to `out` as it goes (a large plan is not held twice).
+pub fn write_plan(out: &mut impl Write, planned: &Planned, palette: Palette) -> std::fmt::Result {
+    let graph = &planned.graph;
+    writeln!(
         out,
         "meshplan: plan {} ({}), {} objects read from {}\n",
         palette.bold(&graph.plan),
         graph.strategy.as_str(),
         planned.inventory.len(),
         planned.source
-    );
-    findings(&mut out, &planned.translation.findings, palette);
-    out.push_str(&steps(graph, palette));
-    out
+    )?;
+    let mut found = String::new();
+    findings(&mut found, &planned.translation.findings, palette);
+    out.write_str(&found)?;
+    write_steps(out, graph, palette)
 }
 
 /// Every step of a graph, a diff per object, and the summary line.
 pub fn steps(graph: &StepGraph, palette: Palette) -> String {
     let mut out = String::new();
+    write_steps(&mut out, graph, palette).expect("writing to a String cannot fail");
+    out
+}
+
+/// Writes every step of a graph, a diff per object, and the summary line to `out`.
+fn write_steps(out: &mut impl Write, graph: &StepGraph, palette: Palette) -> std::fmt::Result {
     let total = graph.steps.len();
     for (i, step) in graph.steps.iter().enumerate() {
         let after = if step.depends_on.is_empty() {
@@ -131,24 +144,24 @@ pub fn steps(graph: &StepGraph, palette: Palette) -> String {
         } else {
             format!("  (after {})", step.depends_on.join(", "))
         };
-        let _ = writeln!(
+        writeln!(
             out,
             "{} {}{after}\n  {}",
             palette.bold(&format!("Step {}/{total}", i + 1)),
             palette.bold(&step.id),
             step.description
-        );
+        )?;
         if step.changes.is_empty() {
-            let _ = writeln!(out, "  (no object changes)");
+            writeln!(out, "  (no object changes)")?;
         }
         for change in &step.changes {
             let color = action_color(change.action);
-            let _ = writeln!(
+            writeln!(
                 out,
                 "  {} {}",
                 palette.color(color, change.action.symbol()),
                 change.object
-            );
+            )?;
             let diff = diff::unified(change.before.as_ref(), change.after.as_ref());
             for line in diff.lines() {
                 let styled = if line.starts_with("+++") || line.starts_with("---") {
@@ -162,13 +175,12 @@ pub fn steps(graph: &StepGraph, palette: Palette) -> String {
                 } else {
                     Cow::Borrowed(line)
                 };
-                let _ = writeln!(out, "      {styled}");
+                writeln!(out, "      {styled}")?;
             }
         }
-        out.push('\n');
+        out.write_char('\n')?;
     }
-    let _ = writeln!(out, "{}", palette.bold(&summary_line(graph.summary())));
-    out
+    writeln!(out, "{}", palette.bold(&summary_line(graph.summary())))
 }
 
 /// What the confirmation prompt shows right before its question: the summary, then one line per

@@ -15,7 +15,7 @@ use crate::translate::{ObjectChange, Translation};
 pub(super) fn build(
     plan: &PlanFile,
     inventory: &Inventory,
-    translation: &Translation,
+    translation: &mut Translation,
 ) -> StepGraph {
     let spec = &plan.spec;
     let api = ApiVersions::for_version(&spec.istio.version);
@@ -72,10 +72,9 @@ pub(super) fn build(
             "Give selector-less App Mesh Services the labels of their pods, so Istio finds the endpoints".into(),
             vec!["istio".into()],
             Action::Apply,
-            translation
-                .services
-                .iter()
-                .map(|s| update(s.before.clone(), s.after.clone()))
+            std::mem::take(&mut translation.services)
+                .into_iter()
+                .map(|s| update(s.before, s.after))
                 .collect(),
         );
         routing_after = vec!["service-selectors".to_owned()];
@@ -88,7 +87,10 @@ pub(super) fn build(
                 .into(),
             routing_after,
             Action::Apply,
-            translation.objects.iter().cloned().map(create).collect(),
+            std::mem::take(&mut translation.objects)
+                .into_iter()
+                .map(create)
+                .collect(),
         );
         last = vec!["routing".to_owned()];
     }
@@ -111,11 +113,11 @@ pub(super) fn build(
 
     let (remove, set) = injection_labels(plan, translation);
     // Rewritten pod templates by Deployment, looked up once per restart.
-    let workloads: HashMap<ObjectRef, &ObjectChange> = translation
-        .workloads
-        .iter()
-        .map(|w| (ObjectRef::of(&w.before), w))
-        .collect();
+    let mut workloads: HashMap<ObjectRef, ObjectChange> =
+        std::mem::take(&mut translation.workloads)
+            .into_iter()
+            .map(|w| (ObjectRef::of(&w.before), w))
+            .collect();
     let mut restarts = Vec::new();
     for namespace in &inventory.namespaces {
         let ns = namespace.name().to_owned();
@@ -157,8 +159,8 @@ pub(super) fn build(
             let object = ObjectRef::new("apps/v1", "Deployment", Some(&ns), deployment);
             // App Mesh pod-template settings are rewritten in the same rollout as the restart.
             let mut changes: Vec<Change> = workloads
-                .get(&object)
-                .map(|w| update(w.before.clone(), w.after.clone()))
+                .remove(&object)
+                .map(|w| update(w.before, w.after))
                 .into_iter()
                 .collect();
             changes.push(Change {
@@ -200,10 +202,14 @@ pub(super) fn build(
     }
 
     if spec.cleanup.delete_appmesh {
+        let read: std::collections::HashMap<ObjectRef, &Value> = inventory
+            .appmesh_raw()
+            .map(|raw| (ObjectRef::of(raw), raw))
+            .collect();
         let mut deletions: Vec<Change> = translation
             .appmesh
             .iter()
-            .map(|raw| delete(ObjectRef::of(raw), raw.clone()))
+            .filter_map(|r| Some(delete(r.clone(), (*read.get(r)?).clone())))
             .collect();
         if spec.cleanup.delete_mesh
             && let Some(mesh) = inventory

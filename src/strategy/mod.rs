@@ -24,12 +24,13 @@ pub const ISTIO_REV_LABEL: &str = "istio.io/rev";
 /// Istio's root namespace, where mesh-wide configuration lives.
 pub const ISTIO_ROOT_NAMESPACE: &str = "istio-system";
 
-/// Builds the step graph of a plan.
+/// Builds the step graph of a plan. The translated objects, Services and workloads move into
+/// the graph's changes (a large mesh is not held twice): `translation` keeps the rest.
 pub fn build(
     plan: &PlanFile,
     kind: StrategyKind,
     inventory: &Inventory,
-    translation: &Translation,
+    translation: &mut Translation,
 ) -> Result<StepGraph, crate::Error> {
     match kind {
         StrategyKind::InPlace => Ok(in_place::build(plan, inventory, translation)),

@@ -3,6 +3,8 @@
 //! traffic between the two sides, starting with everything on the old side. `meshplan ramp`
 //! then moves the weights; the old side is untouched until the ramp finalizes.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::{access_logging, create, injection_labels, istio_step, peer_authentication};
@@ -12,7 +14,7 @@ use crate::istio::ApiVersions;
 use crate::object::ObjectRef;
 use crate::plan::{PlanFile, StrategyKind};
 use crate::steps::{Action, Change, Step, StepGraph};
-use crate::translate::{MANAGED_BY, Translation};
+use crate::translate::{MANAGED_BY, ObjectChange, Translation};
 
 /// Annotation and label prefix of App Mesh.
 const APPMESH_PREFIX: &str = "appmesh.k8s.aws/";
@@ -27,7 +29,7 @@ const BUILT_IN: &[(&str, &str)] = &[
 pub(super) fn build(
     plan: &PlanFile,
     inventory: &Inventory,
-    translation: &Translation,
+    translation: &mut Translation,
 ) -> Result<StepGraph, crate::Error> {
     let spec = &plan.spec;
     let entry = Entry::resolve(plan, inventory)?;
@@ -145,17 +147,21 @@ pub(super) fn build(
     }
 
     // Services with the selectors Istio needs, then the Deployments with App Mesh removed.
+    let by_object = |changes: Vec<ObjectChange>| -> HashMap<ObjectRef, ObjectChange> {
+        changes
+            .into_iter()
+            .map(|c| (ObjectRef::of(&c.before), c))
+            .collect()
+    };
+    let fixed = by_object(std::mem::take(&mut translation.services));
+    let rewritten = by_object(std::mem::take(&mut translation.workloads));
     let services: Vec<Change> = inventory
         .services
         .iter()
         .filter(|s| s.namespace() == source)
         .map(|s| {
-            let fixed = translation
-                .services
-                .iter()
-                .find(|c| ObjectRef::of(&c.before) == s.object_ref())
-                .map_or(&s.raw, |c| &c.after);
-            create(clone_service(fixed, &source, &target))
+            let service = fixed.get(&s.object_ref()).map_or(&s.raw, |c| &c.after);
+            create(clone_service(service, &source, &target))
         })
         .collect();
     let deployments: Vec<&Item<_>> = inventory
@@ -167,11 +173,7 @@ pub(super) fn build(
         .collect();
     let mut workloads = services;
     workloads.extend(deployments.iter().map(|d| {
-        let rewritten = translation
-            .workloads
-            .iter()
-            .find(|w| ObjectRef::of(&w.before) == d.object_ref())
-            .map_or(&d.raw, |w| &w.after);
+        let rewritten = rewritten.get(&d.object_ref()).map_or(&d.raw, |w| &w.after);
         create(clone_deployment(rewritten, &source, &target))
     }));
     push(
@@ -193,8 +195,7 @@ pub(super) fn build(
             ),
             &routing_deps,
             Action::Apply,
-            translation
-                .objects
+            std::mem::take(&mut translation.objects)
                 .iter()
                 .map(|o| create(relocate(o, &source, &target)))
                 .collect(),

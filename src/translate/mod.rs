@@ -83,8 +83,8 @@ pub struct Translation {
     pub services: Vec<ObjectChange>,
     /// Deployments whose pod templates carry App Mesh settings, rewritten for Istio.
     pub workloads: Vec<ObjectChange>,
-    /// Namespaced App Mesh objects in scope, as read, in deletion order.
-    pub appmesh: Vec<Value>,
+    /// Namespaced App Mesh objects in scope, in deletion order (as read: in the inventory).
+    pub appmesh: Vec<ObjectRef>,
     /// Deployments that are App Mesh virtual gateways (their envoy is the gateway, not a
     /// sidecar): an Istio gateway replaces them (MP401), so they are neither restarted nor cloned.
     pub gateway_deployments: BTreeSet<ObjectRef>,
@@ -211,7 +211,7 @@ impl<'a> Ctx<'a> {
             return false;
         }
         self.check_fields(kind, item);
-        self.out.appmesh.push(item.raw.clone());
+        self.out.appmesh.push(item.object_ref());
         true
     }
 
@@ -576,8 +576,7 @@ impl<'a> Ctx<'a> {
         out.services.retain(|s| s.before != s.after);
         out.workloads.sort_by_key(|s| ObjectRef::of(&s.after));
         // Delete what refers first: gateway routes, gateways, services, routers, nodes, groups.
-        out.appmesh.sort_by_key(|raw| {
-            let r = ObjectRef::of(raw);
+        out.appmesh.sort_by_cached_key(|r| {
             let rank = [
                 "GatewayRoute",
                 "VirtualGateway",
@@ -588,7 +587,7 @@ impl<'a> Ctx<'a> {
             ]
             .iter()
             .position(|k| *k == r.kind);
-            (rank, r.namespace, r.name)
+            (rank, r.namespace.clone(), r.name.clone())
         });
         findings::sort(&mut out.findings);
         out.findings.dedup();

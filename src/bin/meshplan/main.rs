@@ -499,12 +499,13 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
                     out.display()
                 );
             }
-            let output = match format {
-                Format::Text => report::text::plan(&planned, Palette::new(colors.stdout)),
-                Format::Json => report::json::plan(&planned),
-                Format::Markdown => report::markdown::plan(&planned),
-            };
-            print(&output);
+            match format {
+                Format::Text => stream(|out| {
+                    report::text::write_plan(out, &planned, Palette::new(colors.stdout))
+                }),
+                Format::Json => print(&report::json::plan(&planned)),
+                Format::Markdown => print(&report::markdown::plan(&planned)),
+            }
             let blocking: Vec<_> = planned
                 .translation
                 .findings
@@ -809,6 +810,22 @@ fn print(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
+}
+
+/// Text written to stdout as it is produced (a large plan's text is never held whole).
+struct StdoutText(std::io::BufWriter<std::io::StdoutLock<'static>>);
+
+impl std::fmt::Write for StdoutText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.write_all(s.as_bytes()).map_err(|_| std::fmt::Error)
+    }
+}
+
+/// Runs `write` on stdout; a closed stdout (`| head`) ends it quietly, as [`print`] does.
+fn stream(write: impl FnOnce(&mut StdoutText) -> std::fmt::Result) {
+    let mut out = StdoutText(std::io::BufWriter::new(std::io::stdout().lock()));
+    let _ = write(&mut out);
+    let _ = out.0.flush();
 }
 
 #[cfg(test)]
