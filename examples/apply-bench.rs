@@ -138,8 +138,7 @@ async fn apply(
             &args.concurrency.to_string(),
         ])
         .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
+        .stdin(Stdio::null());
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
         .map_err(|e| e.to_string())?
@@ -160,9 +159,11 @@ async fn apply(
     }
     requests.retain(|_, n| *n > 0);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let summary = stderr
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = stdout
         .lines()
-        .find(|l| l.contains("to create") || l.contains("already done"))
+        .chain(stderr.lines())
+        .find(|l| l.starts_with("Plan: ") || l.contains("already done"))
         .unwrap_or_default()
         .trim()
         .to_owned();
