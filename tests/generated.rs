@@ -115,11 +115,13 @@ async fn apply_reads_per_kind_and_namespace_and_watches_rollouts() {
     engine::apply(&cluster, graph, "generated", &options, &|_| {})
         .await
         .unwrap();
-    let count = |verb: &str, resource: &str| {
-        let key = (verb.to_owned(), resource.to_owned());
-        server.faults().counters().get(&key).copied().unwrap_or(0)
-            - before.get(&key).copied().unwrap_or(0)
-    };
+    let since =
+        |before: &std::collections::BTreeMap<(String, String), u64>, verb: &str, resource: &str| {
+            let key = (verb.to_owned(), resource.to_owned());
+            server.faults().counters().get(&key).copied().unwrap_or(0)
+                - before.get(&key).copied().unwrap_or(0)
+        };
+    let count = |verb: &str, resource: &str| since(&before, verb, resource);
     let restarts = graph
         .steps
         .iter()
@@ -146,6 +148,17 @@ async fn apply_reads_per_kind_and_namespace_and_watches_rollouts() {
     let whole: Journal = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(&whole.graph, graph);
     assert!(Journal::parse(&text).unwrap().complete());
+
+    // Rolling back reads each step's objects the same way before restoring them.
+    let before = server.faults().counters();
+    engine::rollback(&cluster, "generated", None, &options, &|_| {})
+        .await
+        .unwrap();
+    for resource in ["sidecars", "destinationrules", "virtualnodes"] {
+        assert_eq!(since(&before, "get", resource), 0, "GET {resource}");
+        assert_eq!(since(&before, "list", resource), 1, "LIST {resource}");
+    }
+    assert_eq!(since(&before, "create", "virtualnodes"), 12);
     server.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -100,8 +100,17 @@ pub async fn observe(
     step: &Step,
     limit: usize,
 ) -> Result<Observed, ClusterError> {
+    observe_objects(cluster, touched(step), limit).await
+}
+
+/// Reads `objects` as [`observe`] does (an EKS add-on, no Kubernetes object, is left out).
+pub async fn observe_objects(
+    cluster: &Cluster,
+    objects: Vec<ObjectRef>,
+    limit: usize,
+) -> Result<Observed, ClusterError> {
     let mut groups: BTreeMap<(String, String, Option<String>), Vec<ObjectRef>> = BTreeMap::new();
-    for object in touched(step).into_iter().filter(|o| !o.is_eks_addon()) {
+    for object in objects.into_iter().filter(|o| !o.is_eks_addon()) {
         let key = (
             object.api_version.clone(),
             object.kind.clone(),
@@ -472,9 +481,12 @@ async fn wait_rollout(
     }
 }
 
-/// Puts an object back as its pre-image says.
-pub async fn restore(cluster: &Cluster, image: &PreImage) -> Result<(), ClusterError> {
-    let current = cluster.get(&image.object).await?;
+/// Puts an object back as its pre-image says, from `current` (as just read; `None`: absent).
+pub async fn restore(
+    cluster: &Cluster,
+    image: &PreImage,
+    current: Option<Value>,
+) -> Result<(), ClusterError> {
     match (&image.before, current) {
         // meshplan never changes a Secret that exists (cloning skips them), and the journal keeps
         // no Secret data to put one back with: one that was there is left as it is.

@@ -337,23 +337,27 @@ async fn rollback_locked(
         } else {
             false
         };
+        let failed = |e: ClusterError| EngineError::Step {
+            step: step.id.clone(),
+            message: e.to_string(),
+        };
+        // What the step's objects are now: one LIST per kind and namespace, not a GET each.
+        let objects = record.pre_images.iter().map(|i| i.object.clone()).collect();
+        let mut observed = actions::observe_objects(cluster, objects, options.concurrency)
+            .await
+            .map_err(failed)?;
         for image in record.pre_images.iter().rev() {
             if image.object.is_eks_addon() {
                 let message = undo_addon(cluster, image, options.include_addon)
                     .await
-                    .map_err(|e| EngineError::Step {
-                        step: step.id.clone(),
-                        message: e.to_string(),
-                    })?;
+                    .map_err(failed)?;
                 report(Event::Progress(step.id.clone(), message));
                 continue;
             }
-            actions::restore(cluster, image)
+            let current = observed.remove(&image.object).flatten();
+            actions::restore(cluster, image, current)
                 .await
-                .map_err(|e| EngineError::Step {
-                    step: step.id.clone(),
-                    message: e.to_string(),
-                })?;
+                .map_err(failed)?;
         }
         // A restart step is undone only once its Deployment has restarted again (below): a
         // rollback stopped in between redoes the restart when resumed.
