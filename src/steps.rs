@@ -223,6 +223,41 @@ impl Access {
     }
 }
 
+impl Step {
+    /// The objects whose pre-images the step records (what it changes, or the namespace it
+    /// relabels), restarts aside.
+    pub fn touched(&self) -> Vec<ObjectRef> {
+        let mut objects: Vec<ObjectRef> = self
+            .changes
+            .iter()
+            .filter(|c| c.action != ChangeAction::Restart)
+            .map(|c| c.object.clone())
+            .collect();
+        if let Action::Relabel { namespace, .. } = &self.action
+            && objects.is_empty()
+        {
+            objects.push(ObjectRef::new("v1", "Namespace", None, namespace));
+        }
+        objects
+    }
+}
+
+/// Objects by kind and namespace: the engine reads a group of several with one LIST.
+pub fn by_kind(
+    objects: impl IntoIterator<Item = ObjectRef>,
+) -> BTreeMap<(String, String, Option<String>), Vec<ObjectRef>> {
+    let mut groups: BTreeMap<_, Vec<ObjectRef>> = BTreeMap::new();
+    for object in objects {
+        let key = (
+            object.api_version.clone(),
+            object.kind.clone(),
+            object.namespace.clone(),
+        );
+        groups.entry(key).or_default().push(object);
+    }
+    groups
+}
+
 impl StepGraph {
     /// Every permission executing the graph needs, and undoing it: a run that could not be rolled
     /// back should not start. Sorted, without repeats.
@@ -271,15 +306,13 @@ impl StepGraph {
             // permission covers it.
             let objects = step.changes.iter().filter(|c| !c.object.is_eks_addon());
             // A step reads the objects of a kind it touches several of with one LIST.
-            let mut per_kind = std::collections::BTreeMap::new();
-            for change in objects.clone() {
-                if change.action != ChangeAction::Restart {
-                    *per_kind
-                        .entry(Access::on("list", &change.object))
-                        .or_insert(0) += 1;
-                }
-            }
-            needed.extend(per_kind.into_iter().filter(|(_, n)| *n > 1).map(|(a, _)| a));
+            let touched = step.touched().into_iter().filter(|o| !o.is_eks_addon());
+            needed.extend(
+                by_kind(touched)
+                    .into_values()
+                    .filter(|group| group.len() > 1)
+                    .map(|group| Access::on("list", &group[0])),
+            );
             for change in objects {
                 // Reading the pre-image, acting, and the inverse a rollback performs.
                 let verbs: &[&'static str] = match change.action {

@@ -77,22 +77,6 @@ fn runs_of_kind(changes: &[Change]) -> Vec<Vec<Change>> {
 /// The Kubernetes objects a step touches, as they are now (`None`: absent).
 pub type Observed = BTreeMap<ObjectRef, Option<Value>>;
 
-/// The objects whose pre-images a step records.
-fn touched(step: &Step) -> Vec<ObjectRef> {
-    let mut objects: Vec<ObjectRef> = step
-        .changes
-        .iter()
-        .filter(|c| c.action != ChangeAction::Restart)
-        .map(|c| c.object.clone())
-        .collect();
-    if let Action::Relabel { namespace, .. } = &step.action
-        && objects.is_empty()
-    {
-        objects.push(ObjectRef::new("v1", "Namespace", None, namespace));
-    }
-    objects
-}
-
 /// Reads the Kubernetes objects a step touches: one LIST per kind and namespace of which it
 /// touches several, one GET for a kind of which it touches one; at most `limit` at once.
 pub async fn observe(
@@ -100,7 +84,7 @@ pub async fn observe(
     step: &Step,
     limit: usize,
 ) -> Result<Observed, ClusterError> {
-    observe_objects(cluster, touched(step), limit).await
+    observe_objects(cluster, step.touched(), limit).await
 }
 
 /// Reads `objects` as [`observe`] does (an EKS add-on, no Kubernetes object, is left out).
@@ -109,15 +93,7 @@ pub async fn observe_objects(
     objects: Vec<ObjectRef>,
     limit: usize,
 ) -> Result<Observed, ClusterError> {
-    let mut groups: BTreeMap<(String, String, Option<String>), Vec<ObjectRef>> = BTreeMap::new();
-    for object in objects.into_iter().filter(|o| !o.is_eks_addon()) {
-        let key = (
-            object.api_version.clone(),
-            object.kind.clone(),
-            object.namespace.clone(),
-        );
-        groups.entry(key).or_default().push(object);
-    }
+    let groups = crate::steps::by_kind(objects.into_iter().filter(|o| !o.is_eks_addon()));
     let reads = bounded(groups.into_values().collect(), limit, |objects| {
         let cluster = cluster.clone();
         async move {
@@ -151,7 +127,7 @@ pub async fn pre_images(
     observed: &Observed,
 ) -> Result<Vec<PreImage>, ClusterError> {
     let mut images = Vec::new();
-    for object in touched(step) {
+    for object in step.touched() {
         let before = if object.is_eks_addon() {
             // Not a Kubernetes object: its pre-image is the add-on as EKS describes it, and an
             // empty one records that meshplan created it (only then may a rollback delete it).
@@ -460,19 +436,19 @@ async fn wait_rollout(
             while let Some(change) = changes.next().await {
                 let changed = change?.ok_or_else(gone)?;
                 if rolled_out(&changed) {
-                    return Ok(None);
+                    return Ok(true);
                 }
                 progress(rollout_progress(&changed));
                 current = changed;
             }
-            Ok::<_, ClusterError>(Some(()))
+            Ok::<_, ClusterError>(false)
         };
         match tokio::time::timeout(left, watched).await {
-            Ok(Ok(None)) => return Ok(()),
+            Ok(Ok(true)) => return Ok(()),
             Ok(Err(error @ ClusterError::Check(_))) => return Err(error),
             // The watch ended or failed (a dropped connection, a compacted history): pause a
             // moment, then read the Deployment again and watch from there.
-            Ok(Ok(Some(()))) | Ok(Err(_)) | Err(_) => {
+            Ok(Ok(false)) | Ok(Err(_)) | Err(_) => {
                 tracing::debug!(deployment = %object, "rollout watch ended; reading again");
                 tokio::time::sleep((options.poll / 8).min(left)).await;
                 current = cluster.get(&object).await?.ok_or_else(gone)?;
