@@ -68,6 +68,14 @@ async fn run(args: &Args) -> Result<(), String> {
     let (server, _) = meshplan::rehearse::start_with(&plan, delay)
         .await
         .map_err(|e| e.to_string())?;
+    // The loaded Deployments roll out first; the timed runs start on a settled cluster.
+    let settling = Instant::now();
+    while kubesim::controllers::deployment::rolling_out(server.store()) > 0 {
+        if settling.elapsed() > Duration::from_secs(120) {
+            return Err("the simulated cluster's Deployments did not roll out in 120 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let dir = std::env::temp_dir().join(format!("meshplan-apply-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -81,8 +89,10 @@ async fn run(args: &Args) -> Result<(), String> {
     });
 
     println!(
-        "{}: every request delayed {} ms; rollouts take {} ms; --concurrency {}",
+        "{}: cluster settled in {:.2} s; every request delayed {} ms; rollouts take {} ms; \
+         --concurrency {}",
         args.plan.display(),
+        settling.elapsed().as_secs_f64(),
         args.latency_ms,
         args.rollout_delay_ms,
         args.concurrency

@@ -144,92 +144,122 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
+/// LISTs sent at once while reading the inventory.
+const LISTS_AT_ONCE: usize = 8;
+
+/// One LIST of the inventory.
+struct Read {
+    resource: ApiResource,
+    /// `None` for a cluster-scoped resource.
+    namespace: Option<String>,
+    /// Only the objects' metadata (Secrets: never their data).
+    metadata_only: bool,
+    /// What is being read, for errors.
+    what: String,
+}
+
+impl Read {
+    fn new(resource: ApiResource, namespace: Option<&str>, what: String) -> Self {
+        Read {
+            resource,
+            namespace: namespace.map(str::to_owned),
+            metadata_only: false,
+            what,
+        }
+    }
+
+    async fn list(&self, client: &Client) -> Result<Vec<DynamicObject>, ClusterError> {
+        let api: Api<DynamicObject> = match &self.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &self.resource),
+            None => Api::all_with(client.clone(), &self.resource),
+        };
+        let params = ListParams::default();
+        let failed = |source| ClusterError::Api {
+            what: self.what.clone(),
+            source,
+        };
+        if self.metadata_only {
+            let items = retry(|| api.list_metadata(&params)).await.map_err(failed)?;
+            return Ok(items
+                .into_iter()
+                .map(|item| DynamicObject {
+                    types: None,
+                    metadata: item.metadata,
+                    data: Value::Object(Default::default()),
+                })
+                .collect());
+        }
+        Ok(retry(|| api.list(&params)).await.map_err(failed)?.items)
+    }
+}
+
 /// Reads the App Mesh objects and workloads of `namespaces` (and the cluster's Meshes); with
-/// `secrets`, the metadata of their Secrets too (never their data).
+/// `secrets`, the metadata of their Secrets too (never their data). The LISTs go out
+/// concurrently; the inventory is built in the same order whatever order they answer in.
 pub async fn inventory(
     client: &Client,
     namespaces: &[String],
     secrets: bool,
 ) -> Result<Inventory, ClusterError> {
-    let mut inventory = Inventory::default();
-    let mut index = 0;
-    let mut add = |inventory: &mut Inventory,
-                   object: DynamicObject,
-                   ar: &ApiResource|
-     -> Result<(), ClusterError> {
-        let mut value = serde_json::to_value(&object).expect("objects serialise");
-        // LIST items carry no apiVersion/kind of their own.
-        value["apiVersion"] = Value::String(ar.api_version.clone());
-        value["kind"] = Value::String(ar.kind.clone());
-        let origin = Origin {
-            file: format!(
-                "cluster:{}/{}",
-                ar.plural,
-                object.metadata.name.as_deref().unwrap_or_default()
-            )
-            .into(),
-            line: 0,
-        };
-        inventory.add(value, origin, index)?;
-        index += 1;
-        Ok(())
-    };
-    let list = |what: String| {
-        move |source| ClusterError::Api {
-            what: what.clone(),
-            source,
-        }
-    };
+    use futures_util::{StreamExt, TryStreamExt};
 
-    let ns_resource = resource("", "v1", "Namespace", "namespaces");
-    let all: Api<DynamicObject> = Api::all_with(client.clone(), &ns_resource);
-    let params = ListParams::default();
-    for object in retry(|| all.list(&params))
-        .await
-        .map_err(list("listing namespaces".into()))?
-    {
-        if namespaces
-            .iter()
-            .any(|n| Some(n.as_str()) == object.metadata.name.as_deref())
-        {
-            add(&mut inventory, object, &ns_resource)?;
-        }
-    }
-    let mesh_resource = resource(appmesh::GROUP, "v1beta2", "Mesh", "meshes");
-    let meshes: Api<DynamicObject> = Api::all_with(client.clone(), &mesh_resource);
-    for object in retry(|| meshes.list(&params))
-        .await
-        .map_err(list("listing App Mesh meshes".into()))?
-    {
-        add(&mut inventory, object, &mesh_resource)?;
-    }
+    let mut reads = vec![
+        Read::new(
+            resource("", "v1", "Namespace", "namespaces"),
+            None,
+            "listing namespaces".into(),
+        ),
+        Read::new(
+            resource(appmesh::GROUP, "v1beta2", "Mesh", "meshes"),
+            None,
+            "listing App Mesh meshes".into(),
+        ),
+    ];
     for namespace in namespaces {
         for (group, version, kind, plural) in NAMESPACED {
-            let ar = resource(group, version, kind, plural);
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
-            let params = ListParams::default();
-            let items = retry(|| api.list(&params))
-                .await
-                .map_err(list(format!("listing {plural} in {namespace}")))?;
-            for object in items {
-                add(&mut inventory, object, &ar)?;
-            }
+            reads.push(Read::new(
+                resource(group, version, kind, plural),
+                Some(namespace),
+                format!("listing {plural} in {namespace}"),
+            ));
         }
         if secrets {
-            let ar = resource("", "v1", "Secret", "secrets");
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
-            let params = ListParams::default();
-            let items = retry(|| api.list_metadata(&params))
-                .await
-                .map_err(list(format!("listing secrets in {namespace}")))?;
-            for item in items {
-                let object = DynamicObject {
-                    types: None,
-                    metadata: item.metadata,
-                    data: Value::Object(Default::default()),
-                };
-                add(&mut inventory, object, &ar)?;
+            reads.push(Read {
+                metadata_only: true,
+                ..Read::new(
+                    resource("", "v1", "Secret", "secrets"),
+                    Some(namespace),
+                    format!("listing secrets in {namespace}"),
+                )
+            });
+        }
+    }
+    let lists: Vec<Vec<DynamicObject>> = futures_util::stream::iter(&reads)
+        .map(|read| read.list(client))
+        .buffered(LISTS_AT_ONCE)
+        .try_collect()
+        .await?;
+
+    let mut inventory = Inventory::default();
+    let mut index = 0;
+    for (read, objects) in reads.iter().zip(lists) {
+        let ar = &read.resource;
+        for object in objects {
+            let name = object.metadata.name.as_deref().unwrap_or_default();
+            // Only the namespaces in scope.
+            if ar.kind == "Namespace" && !namespaces.iter().any(|n| n == name) {
+                continue;
             }
+            let origin = Origin {
+                file: format!("cluster:{}/{name}", ar.plural).into(),
+                line: 0,
+            };
+            let mut value = serde_json::to_value(&object).expect("objects serialise");
+            // LIST items carry no apiVersion/kind of their own.
+            value["apiVersion"] = Value::String(ar.api_version.clone());
+            value["kind"] = Value::String(ar.kind.clone());
+            inventory.add(value, origin, index)?;
+            index += 1;
         }
     }
     Ok(inventory)

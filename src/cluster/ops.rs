@@ -6,8 +6,9 @@ use std::sync::Arc;
 use futures_util::stream::BoxStream;
 use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::pinned_kind;
+use kube::core::GroupVersion;
+use kube::discovery::pinned_group;
+use kube::error::DiscoveryError;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -23,7 +24,8 @@ pub const FIELD_MANAGER: &str = "meshplan";
 pub struct Cluster {
     /// The kube-rs client.
     pub client: Client,
-    resources: Arc<Mutex<BTreeMap<(String, String), ApiResource>>>,
+    /// The resources of each group-version discovered so far, by apiVersion.
+    resources: Arc<Mutex<BTreeMap<String, Arc<Vec<ApiResource>>>>>,
     eks: Option<crate::eks::Addons>,
 }
 
@@ -48,25 +50,52 @@ impl Cluster {
         self.eks.as_ref().ok_or(crate::eks::EksError::NoCluster)
     }
 
-    /// The API resource of a kind, discovered once.
+    /// The API resource of a kind; each group-version is discovered once, all its kinds at a time.
     pub async fn resource(&self, object: &ObjectRef) -> Result<ApiResource, ClusterError> {
-        let key = (object.api_version.clone(), object.kind.clone());
-        if let Some(found) = self.resources.lock().await.get(&key) {
-            return Ok(found.clone());
-        }
-        let (group, version) = match object.api_version.rsplit_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", object.api_version.as_str()),
+        let discovering = |source| ClusterError::Api {
+            what: format!("discovering {} {}", object.api_version, object.kind),
+            source,
         };
-        let gvk = GroupVersionKind::gvk(group, version, &object.kind);
-        let (resource, _) = retry(|| pinned_kind(&self.client, &gvk))
+        let known = self
+            .resources
+            .lock()
             .await
-            .map_err(|source| ClusterError::Api {
-                what: format!("discovering {} {}", object.api_version, object.kind),
-                source,
-            })?;
-        self.resources.lock().await.insert(key, resource.clone());
-        Ok(resource)
+            .get(&object.api_version)
+            .cloned();
+        let served = match known {
+            Some(served) => served,
+            None => {
+                let (group, version) = match object.api_version.rsplit_once('/') {
+                    Some((g, v)) => (g, v),
+                    None => ("", object.api_version.as_str()),
+                };
+                let gv = GroupVersion::gv(group, version);
+                let found = retry(|| pinned_group(&self.client, &gv))
+                    .await
+                    .map_err(discovering)?;
+                let served: Arc<Vec<ApiResource>> = Arc::new(
+                    found
+                        .versioned_resources(version)
+                        .into_iter()
+                        .map(|(resource, _)| resource)
+                        .collect(),
+                );
+                self.resources
+                    .lock()
+                    .await
+                    .insert(object.api_version.clone(), served.clone());
+                served
+            }
+        };
+        served
+            .iter()
+            .find(|r| r.kind == object.kind)
+            .cloned()
+            .ok_or_else(|| {
+                discovering(kube::Error::Discovery(DiscoveryError::MissingKind(
+                    format!("{} {}", object.api_version, object.kind),
+                )))
+            })
     }
 
     async fn api(&self, object: &ObjectRef) -> Result<Api<DynamicObject>, ClusterError> {

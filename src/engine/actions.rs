@@ -562,14 +562,15 @@ async fn pods_of(
     use kube::api::{Api, ListParams};
     let listed = |what: String| move |source| ClusterError::Api { what, source };
     let params = ListParams::default();
-    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), namespace);
-    let live = crate::cluster::retry(|| api.list(&params))
-        .await
-        .map_err(listed(format!("listing the Deployments of {namespace}")))?;
-    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
-    let pods = crate::cluster::retry(|| api.list(&params))
-        .await
-        .map_err(listed(format!("listing the pods of {namespace}")))?;
+    let deployments_api: Api<Deployment> = Api::namespaced(cluster.client.clone(), namespace);
+    let pods_api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    // Both LISTs at once: the pod LIST is the largest read of a run.
+    let (live, pods) = tokio::join!(
+        crate::cluster::retry(|| deployments_api.list(&params)),
+        crate::cluster::retry(|| pods_api.list(&params)),
+    );
+    let live = live.map_err(listed(format!("listing the Deployments of {namespace}")))?;
+    let pods = pods.map_err(listed(format!("listing the pods of {namespace}")))?;
     let pods: Vec<&Pod> = pods
         .items
         .iter()

@@ -50,7 +50,7 @@ fn action_color(action: ChangeAction) -> AnsiColor {
 }
 
 /// Renders findings, one block each, most severe first within the stable order.
-pub fn findings(out: &mut String, findings: &[Finding], palette: Palette) {
+pub fn findings(out: &mut impl Write, findings: &[Finding], palette: Palette) {
     if findings.is_empty() {
         return;
     }
@@ -82,7 +82,7 @@ pub fn findings(out: &mut String, findings: &[Finding], palette: Palette) {
             f.message
         );
     }
-    out.push('\n');
+    let _ = out.write_char('\n');
 }
 
 /// The closing line, as Terraform writes it.
@@ -122,9 +122,7 @@ pub fn write_plan(out: &mut impl Write, planned: &Planned, palette: Palette) -> 
         planned.inventory.len(),
         planned.source
     )?;
-    let mut found = String::new();
-    findings(&mut found, &planned.translation.findings, palette);
-    out.write_str(&found)?;
+    findings(out, &planned.translation.findings, palette);
     write_steps(out, graph, palette)
 }
 

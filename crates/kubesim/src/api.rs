@@ -1,6 +1,8 @@
 //! Resource verbs: get, list, watch, create, update, patch, delete, deletecollection.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Response, header};
@@ -135,6 +137,15 @@ pub fn present(res: &ResourceInfo, mut obj: Value) -> Value {
     obj["apiVersion"] = json!(res.api_version());
     obj["kind"] = json!(res.kind);
     obj
+}
+
+/// [`present`] for a stored object: borrowed when it is already in `res`'s version.
+pub fn presented<'a>(res: &ResourceInfo, obj: &'a Value) -> Cow<'a, Value> {
+    if obj["apiVersion"] == res.api_version().as_str() && obj["kind"] == res.kind.as_str() {
+        Cow::Borrowed(obj)
+    } else {
+        Cow::Owned(present(res, obj.clone()))
+    }
 }
 
 /// Metadata-only form for `as=PartialObjectMetadata` requests.
@@ -317,34 +328,48 @@ fn list(
             o["metadata"]["name"].as_str().unwrap_or_default()
         )
     };
-    let remaining: Vec<Value> = items
+    let remaining: Vec<Arc<Value>> = items
         .into_iter()
         .filter(|o| start.is_empty() || key(o) > start)
         .collect();
     let total = remaining.len();
-    let page: Vec<Value> = remaining.into_iter().take(limit).collect();
+    let page: Vec<Arc<Value>> = remaining.into_iter().take(limit).collect();
     let mut meta = json!({"resourceVersion": list_rv.to_string()});
     if total > page.len() {
-        let last = page.last().map(key).unwrap_or_default();
+        let last = page.last().map(|o| key(o)).unwrap_or_default();
         meta["continue"] = json!(encode_continue(&last, list_rv));
         meta["remainingItemCount"] = json!(total - page.len());
     }
     if accept.contains("as=Table") {
+        let page: Vec<Value> = page.into_iter().map(Arc::unwrap_or_clone).collect();
         let mut t = crate::table::table(res, &page, list_rv);
         t["metadata"] = meta;
         return Ok(json_response(200, &t));
     }
     if accept.contains("as=PartialObjectMetadataList") {
-        let items: Vec<Value> = page.iter().map(partial).collect();
+        let items: Vec<Value> = page.iter().map(|o| partial(o)).collect();
         return Ok(json_response(
             200,
             &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
         ));
     }
-    let items: Vec<Value> = page.into_iter().map(|o| present(res, o)).collect();
+    /// A list serialised from the stored objects, without copying them.
+    #[derive(serde::Serialize)]
+    struct List<'a> {
+        kind: String,
+        #[serde(rename = "apiVersion")]
+        api_version: String,
+        metadata: Value,
+        items: Vec<Cow<'a, Value>>,
+    }
     Ok(json_response(
         200,
-        &json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(), "metadata": meta, "items": items}),
+        &List {
+            kind: format!("{}List", res.kind),
+            api_version: res.api_version(),
+            metadata: meta,
+            items: page.iter().map(|o| presented(res, o)).collect(),
+        },
     ))
 }
 
@@ -429,7 +454,7 @@ fn parse_body(body: &[u8]) -> ApiResult<Value> {
 }
 
 fn written(res: &ResourceInfo, w: Written, code: u16) -> Response<Body> {
-    let mut r = json_response(code, &present(res, w.object));
+    let mut r = json_response(code, &present(res, Arc::unwrap_or_clone(w.object)));
     for warning in w.warnings {
         let text = format!("299 - {}", Value::String(warning));
         if let Ok(v) = HeaderValue::from_str(&text) {

@@ -30,20 +30,21 @@ pub fn has_generation(res: &ResourceInfo) -> bool {
 /// Any change outside metadata and status counts (status too for custom resources without a
 /// status subresource); Deployments also count annotation changes.
 pub fn generation_changes(res: &ResourceInfo, old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| -> Value {
-        let mut v = v.clone();
-        if let Some(m) = v.as_object_mut() {
-            m.remove("metadata");
-            // Without a status subresource, a custom resource's status is part of what it declares.
-            if res.status || !res.is_custom() {
-                m.remove("status");
-            }
-            m.remove("apiVersion");
-            m.remove("kind");
-        }
-        v
+    // Everything but metadata, apiVersion and kind (and status, where it has its own subresource
+    // or is built in), compared key by key without copying either object.
+    let compared = |k: &str| {
+        !matches!(k, "metadata" | "apiVersion" | "kind")
+            && !(k == "status" && (res.status || !res.is_custom()))
     };
-    if strip(old) != strip(new) {
+    let declared_changes = match (old.as_object(), new.as_object()) {
+        (Some(o), Some(n)) => o
+            .keys()
+            .chain(n.keys())
+            .filter(|k| compared(k))
+            .any(|k| o.get(k) != n.get(k)),
+        _ => old != new,
+    };
+    if declared_changes {
         return true;
     }
     res.group == "apps"
@@ -79,4 +80,56 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
         .flatten()
         .filter_map(|f| f.as_str().map(str::to_string))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Registry;
+    use serde_json::json;
+
+    #[test]
+    fn only_declared_changes_bump_the_generation() {
+        let registry = Registry::new();
+        let deployments = registry.find("apps", "v1", "deployments").unwrap();
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "labels": {"a": "1"}}, "spec": {"replicas": 1}, "status": {}});
+        let with = |path: &[&str], value: Value| {
+            let mut v = d.clone();
+            let mut at = &mut v;
+            for key in path {
+                at = &mut at[*key];
+            }
+            *at = value;
+            v
+        };
+        assert!(!generation_changes(deployments, &d, &d));
+        assert!(generation_changes(
+            deployments,
+            &d,
+            &with(&["spec", "replicas"], json!(2))
+        ));
+        // A new top-level field counts; metadata and status do not.
+        assert!(generation_changes(
+            deployments,
+            &d,
+            &with(&["extra"], json!(1))
+        ));
+        assert!(!generation_changes(
+            deployments,
+            &d,
+            &with(&["metadata", "labels", "a"], json!("2"))
+        ));
+        assert!(!generation_changes(
+            deployments,
+            &d,
+            &with(&["status", "replicas"], json!(1))
+        ));
+        // Deployments also count annotations (a rollout restart is one).
+        assert!(generation_changes(
+            deployments,
+            &d,
+            &with(&["metadata", "annotations"], json!({"x": "y"}))
+        ));
+    }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
-use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::api;
@@ -313,13 +312,18 @@ impl Drop for RunningServer {
 }
 
 /// A JSON response.
-pub fn json_response(code: u16, body: &Value) -> Response<Body> {
+pub fn json_response<T: serde::Serialize + ?Sized>(code: u16, body: &T) -> Response<Body> {
     json_response_typed(code, body, "application/json")
 }
 
 /// A JSON response with an explicit content type.
-pub fn json_response_typed(code: u16, body: &Value, content_type: &str) -> Response<Body> {
-    let mut r = Response::new(Body::from(body.to_string()));
+pub fn json_response_typed<T: serde::Serialize + ?Sized>(
+    code: u16,
+    body: &T,
+    content_type: &str,
+) -> Response<Body> {
+    let body = serde_json::to_vec(body).expect("JSON values serialise");
+    let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = HeaderValue::from_str(content_type) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);

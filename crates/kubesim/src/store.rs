@@ -52,10 +52,10 @@ pub struct Event {
     pub namespace: String,
     /// What happened.
     pub kind: EventType,
-    /// The object after the change (last state for deletions).
-    pub object: Value,
+    /// The object after the change (last state for deletions), shared with the store.
+    pub object: Arc<Value>,
     /// The object before the change.
-    pub old: Option<Value>,
+    pub old: Option<Arc<Value>>,
 }
 
 /// Options shared by every write.
@@ -79,8 +79,8 @@ pub struct WriteOptions {
 /// The result of a successful write.
 #[derive(Debug, Clone)]
 pub struct Written {
-    /// The object as stored (or as it would be stored, under dry run).
-    pub object: Value,
+    /// The object as stored (or as it would be stored, under dry run), shared with the store.
+    pub object: Arc<Value>,
     /// Whether the write created the object.
     pub created: bool,
     /// Warnings for `Warning` headers.
@@ -112,7 +112,7 @@ pub enum Deleted {
 /// The result of starting a watch.
 pub struct WatchStart {
     /// Synthetic ADDED objects (watch from "0" or unset).
-    pub initial: Vec<Value>,
+    pub initial: Vec<Arc<Value>>,
     /// Stored events after the requested resourceVersion.
     pub backlog: Vec<Arc<Event>>,
     /// Live events.
@@ -137,7 +137,8 @@ type Key = (String, String);
 pub struct State {
     rv: u64,
     registry: Registry,
-    objects: HashMap<Key, BTreeMap<Key, Value>>,
+    /// Objects are shared with the watch history, so a write copies nothing it keeps.
+    objects: HashMap<Key, BTreeMap<Key, Arc<Value>>>,
     /// Where each object is, by uid: (storage key, (namespace, name)).
     by_uid: HashMap<String, (Key, Key)>,
     /// The objects each uid owns (their ownerReferences name it), so that the garbage collector
@@ -232,14 +233,15 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(&res.qualified(), name))
     }
 
-    /// Lists objects (all namespaces when `ns` is `None`), with the list resourceVersion.
+    /// Lists objects (all namespaces when `ns` is `None`), shared with the store, with the list
+    /// resourceVersion: the caller serialises them without holding the lock.
     pub fn list(
         &self,
         res: &ResourceInfo,
         ns: Option<&str>,
         labels: &LabelSelector,
         fields: &FieldSelector,
-    ) -> (Vec<Value>, u64) {
+    ) -> (Vec<Arc<Value>>, u64) {
         let st = self.lock();
         (st.list(res, ns, labels, fields), st.rv)
     }
@@ -332,10 +334,12 @@ impl Store {
                     let oldest = st.history.front().map(|e| e.rv).unwrap_or(st.rv);
                     return Err((rv, oldest));
                 }
+                // The history is in resourceVersion order: skip straight to what follows `rv`.
+                let after = st.history.partition_point(|e| e.rv <= rv);
                 let backlog = st
                     .history
-                    .iter()
-                    .filter(|e| e.rv > rv && (e.group.clone(), e.plural.clone()) == key)
+                    .range(after..)
+                    .filter(|e| e.group == key.0 && e.plural == key.1)
                     .cloned()
                     .collect();
                 Ok(WatchStart {
@@ -359,6 +363,22 @@ impl State {
         self.objects
             .get(&res.storage_key())?
             .get(&(ns_key(res, ns), name.to_string()))
+            .map(Arc::as_ref)
+    }
+
+    /// The stored objects of a resource in a namespace (every namespace when `ns` is `None`).
+    pub fn objects_of<'a>(
+        &'a self,
+        res: &ResourceInfo,
+        ns: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        let namespaced = res.namespaced;
+        self.objects
+            .get(&res.storage_key())
+            .into_iter()
+            .flatten()
+            .filter(move |((n, _), _)| ns.is_none_or(|want| !namespaced || n == want))
+            .map(|(_, o)| o.as_ref())
     }
 
     fn list(
@@ -367,7 +387,7 @@ impl State {
         ns: Option<&str>,
         labels: &LabelSelector,
         fields: &FieldSelector,
-    ) -> Vec<Value> {
+    ) -> Vec<Arc<Value>> {
         let Some(objs) = self.objects.get(&res.storage_key()) else {
             return vec![];
         };
@@ -412,15 +432,15 @@ impl State {
             .collect()
     }
 
-    /// Stores an object, keeping the uid and owner indexes in step.
-    fn put(&mut self, resource: Key, at: Key, object: Value) {
+    /// Stores an object, keeping the uid and owner indexes in step; returns the object replaced.
+    fn put(&mut self, resource: Key, at: Key, object: Arc<Value>) -> Option<Arc<Value>> {
         let old = self
             .objects
             .entry(resource.clone())
             .or_default()
             .insert(at.clone(), object);
-        if let Some(old) = old {
-            self.unindex(&resource, &at, &old);
+        if let Some(old) = &old {
+            self.unindex(&resource, &at, old);
         }
         let object = &self.objects[&resource][&at];
         let uid = meta_str(object, "uid").to_owned();
@@ -434,10 +454,30 @@ impl State {
                 .or_default()
                 .insert((resource.clone(), at.clone()));
         }
+        old
+    }
+
+    /// Stores a written object at the next resourceVersion and tells the watchers.
+    fn store(&mut self, res: &ResourceInfo, ns: &str, name: &str, mut new: Value) -> Arc<Value> {
+        self.rv += 1;
+        set_meta(&mut new, "resourceVersion", json!(self.rv.to_string()));
+        let new = Arc::new(new);
+        let old = self.put(
+            res.storage_key(),
+            (ns.to_string(), name.to_string()),
+            new.clone(),
+        );
+        let kind = if old.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.emit(res, ns, kind, new.clone(), old);
+        new
     }
 
     /// Removes an object, keeping the indexes in step.
-    fn take(&mut self, resource: &Key, at: &Key) -> Option<Value> {
+    fn take(&mut self, resource: &Key, at: &Key) -> Option<Arc<Value>> {
         let old = self.objects.get_mut(resource)?.remove(at)?;
         self.unindex(resource, at, &old);
         Some(old)
@@ -981,19 +1021,19 @@ impl State {
         match ownership {
             Ownership::Apply(entries) => managed::set_entries(&mut new, entries),
             Ownership::Update | Ownership::System => {
-                let supplied = new["metadata"].get("managedFields").cloned();
+                let supplied = new["metadata"].get("managedFields");
                 let previous = old
                     .as_ref()
-                    .and_then(|o| o["metadata"].get("managedFields").cloned());
+                    .and_then(|o| o["metadata"].get("managedFields"));
                 let mut entries = if supplied != previous {
-                    match &supplied {
+                    match supplied {
                         Some(Value::Array(a))
                             if a.iter()
                                 .all(|e| e.as_object().is_some_and(|m| m.is_empty())) =>
                         {
                             vec![]
                         }
-                        Some(v) => managed::entries_of(&json!({"metadata": {"managedFields": v}})),
+                        Some(_) => managed::entries_of(&new),
                         None => old.as_ref().map(managed::entries_of).unwrap_or_default(),
                     }
                 } else {
@@ -1022,11 +1062,13 @@ impl State {
                     .as_array()
                     .is_none_or(Vec::is_empty));
         if deleting_done {
-            if !opts.dry_run {
-                self.remove(res, ns, name, new.clone());
-            }
+            let object = if opts.dry_run {
+                new
+            } else {
+                self.remove(res, ns, name, new)
+            };
             return Ok(Written {
-                object: new,
+                object: Arc::new(object),
                 created: false,
                 warnings,
             });
@@ -1035,44 +1077,25 @@ impl State {
             && *o == new
         {
             return Ok(Written {
-                object: new,
+                object: Arc::new(new),
                 created: false,
                 warnings,
             });
         }
         if opts.dry_run {
             return Ok(Written {
-                object: new,
+                object: Arc::new(new),
                 created: old.is_none(),
                 warnings,
             });
         }
-        self.rv += 1;
-        set_meta(&mut new, "resourceVersion", json!(self.rv.to_string()));
-        let created = old.is_none();
-        self.put(
-            res.storage_key(),
-            (ns.to_string(), name.to_string()),
-            new.clone(),
-        );
         if res.group == "apiextensions.k8s.io" && res.kind == "CustomResourceDefinition" {
             self.registry
                 .set_crd(name, crate::resources::from_crd(&new));
         }
-        self.emit(
-            res,
-            ns,
-            if created {
-                EventType::Added
-            } else {
-                EventType::Modified
-            },
-            new.clone(),
-            old,
-        );
         Ok(Written {
-            object: new,
-            created,
+            object: self.store(res, ns, name, new),
+            created: old.is_none(),
             warnings,
         })
     }
@@ -1082,8 +1105,8 @@ impl State {
         res: &ResourceInfo,
         ns: &str,
         kind: EventType,
-        object: Value,
-        old: Option<Value>,
+        object: Arc<Value>,
+        old: Option<Arc<Value>>,
     ) {
         let ev = Arc::new(Event {
             rv: self.rv,
@@ -1113,8 +1136,9 @@ impl State {
             self.remove_crd_contents(&last);
             self.registry.set_crd(name, vec![]);
         }
+        let last = Arc::new(last);
         self.emit(res, ns, EventType::Deleted, last.clone(), old);
-        last
+        Arc::unwrap_or_clone(last)
     }
 
     fn remove_crd_contents(&mut self, crd: &Value) {
@@ -1214,15 +1238,8 @@ impl State {
         if opts.dry_run {
             return Ok(Deleted::Pending(marked));
         }
-        self.rv += 1;
-        set_meta(&mut marked, "resourceVersion", json!(self.rv.to_string()));
-        self.put(
-            res.storage_key(),
-            (key_ns.clone(), name.to_string()),
-            marked.clone(),
-        );
-        self.emit(res, &key_ns, EventType::Modified, marked.clone(), Some(obj));
-        Ok(Deleted::Pending(marked))
+        let marked = self.store(res, &key_ns, name, marked);
+        Ok(Deleted::Pending(Arc::unwrap_or_clone(marked)))
     }
 
     fn orphan_dependents(&mut self, uid: &str) {
@@ -1332,7 +1349,7 @@ impl State {
             .map(|objs| {
                 objs.iter()
                     .filter(|((n, _), _)| n == ns)
-                    .map(|(_, o)| o)
+                    .map(|(_, o)| o.as_ref())
                     .collect()
             })
             .unwrap_or_default();
@@ -1349,7 +1366,7 @@ impl State {
             .objects
             .get(resource)?
             .get(&(ns.clone(), name.clone()))?;
-        Some((ns.clone(), name.clone(), object.clone()))
+        Some((ns.clone(), name.clone(), Value::clone(object)))
     }
 
     /// `PUT /api/v1/namespaces/{name}/finalize`: sets `spec.finalizers`; an emptied terminating
@@ -1378,7 +1395,7 @@ impl State {
             && finalizers(&new).is_empty();
         if opts.dry_run || new == old {
             return Ok(Written {
-                object: new,
+                object: Arc::new(new),
                 created: false,
                 warnings: vec![],
             });
@@ -1386,21 +1403,13 @@ impl State {
         if done {
             let last = self.remove(res, "", name, new);
             return Ok(Written {
-                object: last,
+                object: Arc::new(last),
                 created: false,
                 warnings: vec![],
             });
         }
-        self.rv += 1;
-        set_meta(&mut new, "resourceVersion", json!(self.rv.to_string()));
-        self.put(
-            res.storage_key(),
-            (String::new(), name.to_string()),
-            new.clone(),
-        );
-        self.emit(res, "", EventType::Modified, new.clone(), Some(old));
         Ok(Written {
-            object: new,
+            object: self.store(res, "", name, new),
             created: false,
             warnings: vec![],
         })
@@ -1489,4 +1498,62 @@ fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
         .into_iter()
         .flatten()
         .filter_map(|r| r["uid"].as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_and_the_watch_history_share_each_written_object() {
+        let store = Store::new();
+        let mut rx = store.subscribe();
+        let ns = store
+            .registry()
+            .find("", "v1", "namespaces")
+            .unwrap()
+            .clone();
+        let maps = store
+            .registry()
+            .find("", "v1", "configmaps")
+            .unwrap()
+            .clone();
+        let mut st = store.lock();
+        st.system_create(&ns, "", json!({"metadata": {"name": "shop"}}), "test")
+            .unwrap();
+        let first = st
+            .system_create(
+                &maps,
+                "shop",
+                json!({"metadata": {"name": "m"}, "data": {"a": "1"}}),
+                "test",
+            )
+            .unwrap();
+        let second = st
+            .system_update(
+                &maps,
+                "shop",
+                "m",
+                json!({"metadata": {"name": "m"}, "data": {"a": "2"}}),
+                None,
+                "test",
+            )
+            .unwrap();
+        drop(st);
+        let _namespace = rx.try_recv().unwrap();
+        let added = rx.try_recv().unwrap();
+        let modified = rx.try_recv().unwrap();
+        // One copy of each version: what the writer got back, the event, and the store's.
+        assert!(Arc::ptr_eq(&added.object, &first.object));
+        assert!(Arc::ptr_eq(&modified.object, &second.object));
+        assert!(Arc::ptr_eq(modified.old.as_ref().unwrap(), &first.object));
+        let (listed, _) = store.list(
+            &maps,
+            Some("shop"),
+            &Default::default(),
+            &Default::default(),
+        );
+        assert!(Arc::ptr_eq(&listed[0], &second.object));
+        assert_eq!(listed[0]["data"]["a"], "2");
+    }
 }

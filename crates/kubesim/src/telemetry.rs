@@ -407,7 +407,7 @@ impl Traffic {
 }
 
 /// Lists every object of a built-in resource.
-fn list_all(store: &Store, group: &str, plural: &str) -> Vec<Value> {
+fn list_all(store: &Store, group: &str, plural: &str) -> Vec<std::sync::Arc<Value>> {
     let Some(res) = store.registry().find(group, "v1", plural).cloned() else {
         return vec![];
     };

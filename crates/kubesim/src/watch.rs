@@ -1,6 +1,7 @@
 //! Watch streams: newline-delimited JSON events from a resourceVersion, with selectors,
 //! bookmarks, initial events and `timeoutSeconds`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::api::{present, selectors};
+use crate::api::{present, presented, selectors};
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::resources::ResourceInfo;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -37,15 +38,30 @@ impl Spec {
         in_ns && self.labels.matches_object(obj) && self.fields.matches(obj)
     }
 
-    fn line(&self, kind: &str, obj: Value) -> Bytes {
-        let obj = present(&self.res, obj);
-        let obj = if self.table && kind != "BOOKMARK" {
-            crate::table::table(&self.res, &[obj], 0)
+    fn line(&self, kind: &str, obj: &Value) -> Bytes {
+        /// An event line, serialised from a borrowed object: the stored one when it is already
+        /// in the watched version.
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            object: &'a Value,
+        }
+        let object = if self.table && kind != "BOOKMARK" {
+            Cow::Owned(crate::table::table(
+                &self.res,
+                &[present(&self.res, obj.clone())],
+                0,
+            ))
         } else {
-            obj
+            presented(&self.res, obj)
         };
-        let mut s = json!({"type": kind, "object": obj}).to_string();
-        s.push('\n');
+        let mut s = serde_json::to_vec(&Line {
+            kind,
+            object: &object,
+        })
+        .expect("JSON values serialise");
+        s.push(b'\n');
         Bytes::from(s)
     }
 
@@ -144,7 +160,7 @@ pub fn serve(
             };
             let mut last_rv = start.rv;
             for obj in start.initial.into_iter().filter(|o| spec.matches(o)) {
-                if tx.send(Ok(spec.line("ADDED", obj))).await.is_err() {
+                if tx.send(Ok(spec.line("ADDED", &obj))).await.is_err() {
                     return;
                 }
             }
@@ -241,5 +257,5 @@ fn translate(spec: &Spec, ev: &crate::store::Event) -> Option<Bytes> {
         EventType::Deleted if now || before => "DELETED",
         _ => return None,
     };
-    Some(spec.line(kind, ev.object.clone()))
+    Some(spec.line(kind, &ev.object))
 }

@@ -42,6 +42,24 @@ pub fn needs_rollout(d: &Value) -> bool {
         && d["spec"]["paused"].as_bool() != Some(true)
 }
 
+/// How many Deployments are still rolling out: a generation not yet observed, or fewer updated
+/// and available replicas than desired (paused and stalled rollouts count too).
+pub fn rolling_out(store: &Store) -> usize {
+    let st = store.lock();
+    let (dres, _, _) = resources(&st);
+    st.objects_of(&dres, None)
+        .filter(|d| {
+            let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
+            let status = &d["status"];
+            d["metadata"]["deletionTimestamp"].is_null()
+                && (d["metadata"]["generation"].as_i64() > status["observedGeneration"].as_i64()
+                    || status["updatedReplicas"].as_i64().unwrap_or(0) != want
+                    || status["availableReplicas"].as_i64().unwrap_or(0) != want
+                    || status["replicas"].as_i64().unwrap_or(0) != want)
+        })
+        .count()
+}
+
 fn resources(st: &State) -> (ResourceInfo, ResourceInfo, ResourceInfo) {
     let reg = st.registry();
     let find = |g: &str, p: &str| reg.find(g, "v1", p).expect("built-in resource").clone();
