@@ -201,7 +201,7 @@ pub async fn inventory(
     namespaces: &[String],
     secrets: bool,
 ) -> Result<Inventory, ClusterError> {
-    use futures_util::{StreamExt, TryStreamExt};
+    use futures_util::StreamExt;
 
     let mut reads = vec![
         Read::new(
@@ -234,17 +234,16 @@ pub async fn inventory(
             });
         }
     }
-    let lists: Vec<Vec<DynamicObject>> = futures_util::stream::iter(&reads)
-        .map(|read| read.list(client))
-        .buffered(LISTS_AT_ONCE)
-        .try_collect()
-        .await?;
-
+    // In order, each list added as soon as it and those before it have answered, so that at
+    // most a few lists are held besides the inventory.
+    let mut lists = futures_util::stream::iter(&reads)
+        .map(|read| async move { (read, read.list(client).await) })
+        .buffered(LISTS_AT_ONCE);
     let mut inventory = Inventory::default();
     let mut index = 0;
-    for (read, objects) in reads.iter().zip(lists) {
+    while let Some((read, objects)) = lists.next().await {
         let ar = &read.resource;
-        for object in objects {
+        for object in objects? {
             let name = object.metadata.name.as_deref().unwrap_or_default();
             // Only the namespaces in scope.
             if ar.kind == "Namespace" && !namespaces.iter().any(|n| n == name) {

@@ -372,13 +372,21 @@ impl State {
         res: &ResourceInfo,
         ns: Option<&'a str>,
     ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.stored(res, ns).map(Arc::as_ref)
+    }
+
+    fn stored<'a>(
+        &'a self,
+        res: &ResourceInfo,
+        ns: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Arc<Value>> + 'a {
         let namespaced = res.namespaced;
         self.objects
             .get(&res.storage_key())
             .into_iter()
             .flatten()
             .filter(move |((n, _), _)| ns.is_none_or(|want| !namespaced || n == want))
-            .map(|(_, o)| o.as_ref())
+            .map(|(_, o)| o)
     }
 
     fn list(
@@ -388,12 +396,7 @@ impl State {
         labels: &LabelSelector,
         fields: &FieldSelector,
     ) -> Vec<Arc<Value>> {
-        let Some(objs) = self.objects.get(&res.storage_key()) else {
-            return vec![];
-        };
-        objs.iter()
-            .filter(|((n, _), _)| ns.is_none_or(|want| !res.namespaced || n == want))
-            .map(|(_, o)| o)
+        self.stored(res, ns)
             .filter(|o| labels.matches_object(o) && fields.matches(o))
             .cloned()
             .collect()
