@@ -454,7 +454,7 @@ fn parse_body(body: &[u8]) -> ApiResult<Value> {
 }
 
 fn written(res: &ResourceInfo, w: Written, code: u16) -> Response<Body> {
-    let mut r = json_response(code, &present(res, Arc::unwrap_or_clone(w.object)));
+    let mut r = json_response(code, &presented(res, &w.object));
     for warning in w.warnings {
         let text = format!("299 - {}", Value::String(warning));
         if let Ok(v) = HeaderValue::from_str(&text) {

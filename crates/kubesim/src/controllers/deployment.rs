@@ -42,8 +42,9 @@ pub fn needs_rollout(d: &Value) -> bool {
         && d["spec"]["paused"].as_bool() != Some(true)
 }
 
-/// How many Deployments are still rolling out: a generation not yet observed, or fewer updated
-/// and available replicas than desired (paused and stalled rollouts count too).
+/// How many Deployments are still rolling out: a generation to roll out (see [`needs_rollout`]),
+/// or fewer updated and available replicas than desired. A paused Deployment does not count; a
+/// stalled one never finishes.
 pub fn rolling_out(store: &Store) -> usize {
     let st = store.lock();
     let (dres, _, _) = resources(&st);
@@ -51,11 +52,13 @@ pub fn rolling_out(store: &Store) -> usize {
         .filter(|d| {
             let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
             let status = &d["status"];
-            d["metadata"]["deletionTimestamp"].is_null()
-                && (d["metadata"]["generation"].as_i64() > status["observedGeneration"].as_i64()
-                    || status["updatedReplicas"].as_i64().unwrap_or(0) != want
-                    || status["availableReplicas"].as_i64().unwrap_or(0) != want
-                    || status["replicas"].as_i64().unwrap_or(0) != want)
+            let short = ["updatedReplicas", "availableReplicas", "replicas"]
+                .iter()
+                .any(|k| status[k].as_i64().unwrap_or(0) != want);
+            needs_rollout(d)
+                || (short
+                    && d["metadata"]["deletionTimestamp"].is_null()
+                    && d["spec"]["paused"].as_bool() != Some(true))
         })
         .count()
 }
