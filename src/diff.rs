@@ -20,30 +20,101 @@ pub const MASK: &str = "(sensitive value)";
 
 /// The object as compared: no status or server-set metadata, Secret data masked, keys sorted.
 pub fn normalise(object: &Value) -> Value {
-    let mut value = strip_server_fields(object);
-    value.sort_all_objects();
-    if let Value::Object(map) = &mut value {
-        if let Some(Value::Object(meta)) = map.get_mut("metadata")
-            && let Some(Value::Object(annotations)) = meta.get_mut("annotations")
-        {
-            annotations.remove(LAST_APPLIED);
-            if annotations.is_empty() {
-                meta.remove("annotations");
-            }
-        }
-        if map.get("kind").and_then(Value::as_str) == Some("Secret")
-            && map.get("apiVersion").and_then(Value::as_str) == Some("v1")
-        {
-            for field in ["data", "stringData"] {
-                if let Some(Value::Object(data)) = map.get_mut(field) {
-                    for v in data.values_mut() {
-                        *v = Value::String(MASK.to_owned());
-                    }
-                }
-            }
+    serde_json::to_value(Normalised::of(object)).expect("JSON values serialise")
+}
+
+/// An object as [`normalise`] makes it, serialised straight from the object: rendering a large
+/// plan copied and re-sorted every object only to write it out.
+struct Normalised<'a> {
+    value: &'a Value,
+    place: Place,
+}
+
+/// Where a value sits in the object: what normalising does to it.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    /// The object itself: no status; a core Secret's data masked.
+    Root { secret: bool },
+    /// `metadata`: no server-set fields.
+    Metadata,
+    /// `metadata.annotations`: no last-applied configuration.
+    Annotations,
+    /// A Secret's `data` or `stringData`: every value masked.
+    Masked,
+    /// Anywhere else: keys sorted, nothing dropped.
+    Inner,
+}
+
+impl<'a> Normalised<'a> {
+    fn of(object: &'a Value) -> Self {
+        Normalised {
+            value: object,
+            place: Place::Root {
+                secret: is_secret(object),
+            },
         }
     }
-    value
+
+    /// The place of the value at `key` of a mapping here, or `None` when normalising drops it.
+    fn child(&self, key: &str, value: &Value) -> Option<Place> {
+        match self.place {
+            Place::Root { .. } if key == "status" => None,
+            Place::Root { .. } if key == "metadata" => Some(Place::Metadata),
+            Place::Root { secret: true } if key == "data" || key == "stringData" => {
+                Some(if value.is_object() {
+                    Place::Masked
+                } else {
+                    Place::Inner
+                })
+            }
+            Place::Metadata if SERVER_METADATA.contains(&key) => None,
+            // Dropped when nothing but the last-applied configuration is in it.
+            Place::Metadata if key == "annotations" => match value {
+                Value::Object(map) if map.keys().all(|k| k == LAST_APPLIED) => None,
+                _ => Some(Place::Annotations),
+            },
+            Place::Annotations if key == LAST_APPLIED => None,
+            _ => Some(Place::Inner),
+        }
+    }
+}
+
+impl serde::Serialize for Normalised<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, Normalised<'_>)> = map
+                    .iter()
+                    .filter_map(|(key, value)| {
+                        let place = self.child(key, value)?;
+                        Some((key, Normalised { value, place }))
+                    })
+                    .collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                let mut out = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in &entries {
+                    if self.place == Place::Masked {
+                        out.serialize_entry(key, MASK)?;
+                    } else {
+                        out.serialize_entry(key, value)?;
+                    }
+                }
+                out.end()
+            }
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for value in items {
+                    out.serialize_element(&Normalised {
+                        value,
+                        place: Place::Inner,
+                    })?;
+                }
+                out.end()
+            }
+            scalar => scalar.serialize(serializer),
+        }
+    }
 }
 
 /// True for core Secrets.
@@ -85,7 +156,7 @@ pub fn strip_server_fields(object: &Value) -> Value {
 
 /// Stable YAML of the normalised object.
 pub fn to_yaml(object: &Value) -> String {
-    serde_saphyr::to_string(&normalise(object)).expect("JSON values serialise to YAML")
+    serde_saphyr::to_string(&Normalised::of(object)).expect("JSON values serialise to YAML")
 }
 
 /// A unified diff of the normalised YAML of two versions of an object (either may be absent).

@@ -1,7 +1,8 @@
 //! The inventory: App Mesh objects and the workloads they select, read from manifests.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
@@ -29,13 +30,20 @@ pub struct Origin {
     pub line: u64,
 }
 
+impl Origin {
+    /// File and line, in reading order.
+    fn place(&self) -> (&Path, u64) {
+        (&self.file, self.line)
+    }
+}
+
 /// An object as typed, with the raw JSON it came from.
 #[derive(Debug, Clone)]
 pub struct Item<T> {
     /// The typed object.
     pub value: T,
-    /// The object as read.
-    pub raw: Value,
+    /// The object as read, shared with the changes that show it as it was.
+    pub raw: Arc<Value>,
     /// Where it was read from.
     pub origin: Origin,
 }
@@ -186,6 +194,7 @@ impl Inventory {
 
     /// Refuses a second definition of one object: the cluster holds one per group, kind,
     /// namespace and name, and which of two gets migrated would depend on reading order.
+    /// The error names the repeat read first (by file and line) and the definition before it.
     fn check_unique(&self) -> Result<(), ManifestError> {
         let mut all: Vec<(&Value, &Origin)> = Vec::with_capacity(self.len());
         all.extend(origins(&self.namespaces));
@@ -205,40 +214,50 @@ impl Inventory {
         all.extend(
             self.invalid
                 .iter()
-                .map(|(item, _)| (&item.raw, &item.origin)),
+                .map(|(item, _)| (&*item.raw, &item.origin)),
         );
-        all.sort_by(|a, b| (&a.1.file, a.1.line).cmp(&(&b.1.file, b.1.line)));
-        let mut first: BTreeMap<(String, String, Option<String>, String), &Origin> =
-            BTreeMap::new();
-        for (raw, origin) in all {
-            let object = ObjectRef::of(raw);
-            let key = (
-                object.group().to_owned(),
-                object.kind.clone(),
-                object.namespace.clone(),
-                object.name.clone(),
-            );
-            if let Some(earlier) = first.get(&key) {
-                return Err(ManifestError::Object {
-                    file: origin.file.clone(),
-                    line: origin.line,
-                    what: object.to_string(),
-                    message: format!(
-                        "defined a second time (first at {}:{})",
-                        earlier.file.display(),
-                        earlier.line
-                    ),
-                    help: Some("keep one definition of each object".to_owned()),
-                });
-            }
-            first.insert(key, origin);
+        // Keys borrowed from the objects: a large mesh has tens of thousands.
+        let mut first: HashMap<Identity<'_>, &Origin> = HashMap::with_capacity(all.len());
+        let mut repeated = false;
+        for &(raw, origin) in &all {
+            first
+                .entry(identity(raw))
+                .and_modify(|earlier| {
+                    repeated = true;
+                    if origin.place() < earlier.place() {
+                        *earlier = origin;
+                    }
+                })
+                .or_insert(origin);
         }
-        Ok(())
+        if !repeated {
+            return Ok(());
+        }
+        let (raw, origin, earlier) = all
+            .iter()
+            .filter_map(|&(raw, origin)| {
+                let earlier = first[&identity(raw)];
+                (!std::ptr::eq(earlier, origin)).then_some((raw, origin, earlier))
+            })
+            .min_by(|a, b| a.1.place().cmp(&b.1.place()))
+            .expect("a repeated object has a later definition");
+        Err(ManifestError::Object {
+            file: origin.file.clone(),
+            line: origin.line,
+            what: ObjectRef::of(raw).to_string(),
+            message: format!(
+                "defined a second time (first at {}:{})",
+                earlier.file.display(),
+                earlier.line
+            ),
+            help: Some("keep one definition of each object".to_owned()),
+        })
     }
 
     /// Adds every document of one YAML stream.
     pub fn add_yaml(&mut self, file: &Path, text: &str) -> Result<(), ManifestError> {
         let documents = parse_documents(file, text)?;
+        self.reserve(documents.iter().map(|d| &d.value));
         for (index, document) in documents.into_iter().enumerate() {
             let origin = Origin {
                 file: file.to_owned(),
@@ -290,37 +309,52 @@ impl Inventory {
         }
         let item = Item {
             value: (),
-            raw,
+            raw: Arc::new(raw),
             origin,
         };
         let invalid = &mut self.invalid;
-        match (object.api_version.as_str(), object.kind.as_str()) {
-            ("v1", "Namespace") => typed(item, &mut self.namespaces, invalid),
-            ("v1", "Service") => typed(item, &mut self.services, invalid),
-            ("apps/v1", "Deployment") => typed(item, &mut self.deployments, invalid),
-            (appmesh::API_VERSION, "Mesh") => typed(item, &mut self.meshes, invalid),
-            (appmesh::API_VERSION, "VirtualNode") => typed(item, &mut self.virtual_nodes, invalid),
-            (appmesh::API_VERSION, "VirtualService") => {
-                typed(item, &mut self.virtual_services, invalid)
-            }
-            (appmesh::API_VERSION, "VirtualRouter") => {
-                typed(item, &mut self.virtual_routers, invalid)
-            }
-            (appmesh::API_VERSION, "VirtualGateway") => {
-                typed(item, &mut self.virtual_gateways, invalid)
-            }
-            (appmesh::API_VERSION, "GatewayRoute") => {
-                typed(item, &mut self.gateway_routes, invalid)
-            }
-            (appmesh::API_VERSION, "BackendGroup") => {
-                typed(item, &mut self.backend_groups, invalid)
-            }
-            ("v1", "ConfigMap") => self.config_maps.push(untyped(item)),
-            ("v1", "ServiceAccount") => self.service_accounts.push(untyped(item)),
-            ("v1", "Secret") => self.secrets.push(untyped(item)),
-            _ => self.other.push(untyped(item)),
+        match Slot::of(&object.api_version, &object.kind) {
+            Slot::Namespaces => typed(item, &mut self.namespaces, invalid),
+            Slot::Services => typed(item, &mut self.services, invalid),
+            Slot::Deployments => typed(item, &mut self.deployments, invalid),
+            Slot::Meshes => typed(item, &mut self.meshes, invalid),
+            Slot::VirtualNodes => typed(item, &mut self.virtual_nodes, invalid),
+            Slot::VirtualServices => typed(item, &mut self.virtual_services, invalid),
+            Slot::VirtualRouters => typed(item, &mut self.virtual_routers, invalid),
+            Slot::VirtualGateways => typed(item, &mut self.virtual_gateways, invalid),
+            Slot::GatewayRoutes => typed(item, &mut self.gateway_routes, invalid),
+            Slot::BackendGroups => typed(item, &mut self.backend_groups, invalid),
+            Slot::ConfigMaps => self.config_maps.push(untyped(item)),
+            Slot::ServiceAccounts => self.service_accounts.push(untyped(item)),
+            Slot::Secrets => self.secrets.push(untyped(item)),
+            Slot::Other => self.other.push(untyped(item)),
         }
         Ok(())
+    }
+
+    /// Makes room for `objects` in their kinds' lists up front: a typed Deployment is 2.5 KB,
+    /// and growing a list of thousands of them one doubling at a time copies it all again.
+    fn reserve<'v>(&mut self, objects: impl Iterator<Item = &'v Value>) {
+        let mut counts = [0usize; Slot::COUNT];
+        for object in objects {
+            let text = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or("");
+            counts[Slot::of(text("apiVersion"), text("kind")) as usize] += 1;
+        }
+        let count = |slot: Slot| counts[slot as usize];
+        self.namespaces.reserve(count(Slot::Namespaces));
+        self.services.reserve(count(Slot::Services));
+        self.deployments.reserve(count(Slot::Deployments));
+        self.meshes.reserve(count(Slot::Meshes));
+        self.virtual_nodes.reserve(count(Slot::VirtualNodes));
+        self.virtual_services.reserve(count(Slot::VirtualServices));
+        self.virtual_routers.reserve(count(Slot::VirtualRouters));
+        self.virtual_gateways.reserve(count(Slot::VirtualGateways));
+        self.gateway_routes.reserve(count(Slot::GatewayRoutes));
+        self.backend_groups.reserve(count(Slot::BackendGroups));
+        self.config_maps.reserve(count(Slot::ConfigMaps));
+        self.service_accounts.reserve(count(Slot::ServiceAccounts));
+        self.secrets.reserve(count(Slot::Secrets));
+        self.other.reserve(count(Slot::Other));
     }
 
     /// Number of objects read.
@@ -348,8 +382,8 @@ impl Inventory {
     }
 
     /// The namespaced App Mesh objects as read (every App Mesh kind but Mesh).
-    pub fn appmesh_raw(&self) -> impl Iterator<Item = &Value> {
-        fn raw<T>(items: &[Item<T>]) -> impl Iterator<Item = &Value> {
+    pub fn appmesh_raw(&self) -> impl Iterator<Item = &Arc<Value>> {
+        fn raw<T>(items: &[Item<T>]) -> impl Iterator<Item = &Arc<Value>> {
             items.iter().map(|i| &i.raw)
         }
         raw(&self.virtual_nodes)
@@ -361,15 +395,72 @@ impl Inventory {
     }
 }
 
+/// The list of the inventory an object of a given apiVersion and kind goes into.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Namespaces,
+    Services,
+    Deployments,
+    Meshes,
+    VirtualNodes,
+    VirtualServices,
+    VirtualRouters,
+    VirtualGateways,
+    GatewayRoutes,
+    BackendGroups,
+    ConfigMaps,
+    ServiceAccounts,
+    Secrets,
+    Other,
+}
+
+impl Slot {
+    const COUNT: usize = Slot::Other as usize + 1;
+
+    fn of(api_version: &str, kind: &str) -> Slot {
+        match (api_version, kind) {
+            ("v1", "Namespace") => Slot::Namespaces,
+            ("v1", "Service") => Slot::Services,
+            ("apps/v1", "Deployment") => Slot::Deployments,
+            (appmesh::API_VERSION, "Mesh") => Slot::Meshes,
+            (appmesh::API_VERSION, "VirtualNode") => Slot::VirtualNodes,
+            (appmesh::API_VERSION, "VirtualService") => Slot::VirtualServices,
+            (appmesh::API_VERSION, "VirtualRouter") => Slot::VirtualRouters,
+            (appmesh::API_VERSION, "VirtualGateway") => Slot::VirtualGateways,
+            (appmesh::API_VERSION, "GatewayRoute") => Slot::GatewayRoutes,
+            (appmesh::API_VERSION, "BackendGroup") => Slot::BackendGroups,
+            ("v1", "ConfigMap") => Slot::ConfigMaps,
+            ("v1", "ServiceAccount") => Slot::ServiceAccounts,
+            ("v1", "Secret") => Slot::Secrets,
+            _ => Slot::Other,
+        }
+    }
+}
+
+/// What makes an object one of its own: group, kind, namespace and name.
+type Identity<'a> = (&'a str, &'a str, Option<&'a str>, &'a str);
+
+fn identity(raw: &Value) -> Identity<'_> {
+    fn text(value: &Value) -> &str {
+        value.as_str().unwrap_or_default()
+    }
+    (
+        crate::object::group_of(text(&raw["apiVersion"])),
+        text(&raw["kind"]),
+        raw["metadata"]["namespace"].as_str(),
+        text(&raw["metadata"]["name"]),
+    )
+}
+
 /// Each item's object and where it was read.
 fn origins<T>(items: &[Item<T>]) -> impl Iterator<Item = (&Value, &Origin)> {
-    items.iter().map(|item| (&item.raw, &item.origin))
+    items.iter().map(|item| (&*item.raw, &item.origin))
 }
 
 /// An object kept as read.
 fn untyped(item: Item<()>) -> Item<Value> {
     Item {
-        value: item.raw.clone(),
+        value: Value::clone(&item.raw),
         raw: item.raw,
         origin: item.origin,
     }
@@ -381,17 +472,22 @@ fn typed<T: DeserializeOwned>(
     into: &mut Vec<Item<T>>,
     invalid: &mut Vec<(Item<Value>, String)>,
 ) {
-    match serde_path_to_error::deserialize(&item.raw) {
+    // Decoded plainly first: tracking the path of every field costs a third more, and only an
+    // object that does not fit needs it (decoded again, to name the field).
+    match T::deserialize(&*item.raw) {
         Ok(value) => into.push(Item {
             value,
             raw: item.raw,
             origin: item.origin,
         }),
-        Err(err) => {
-            let reason = format!("field `{}`: {}", err.path(), err.inner());
+        Err(plain) => {
+            let reason = match serde_path_to_error::deserialize::<_, T>(&*item.raw) {
+                Err(err) => format!("field `{}`: {}", err.path(), err.inner()),
+                Ok(_) => plain.to_string(),
+            };
             invalid.push((
                 Item {
-                    value: item.raw.clone(),
+                    value: Value::clone(&item.raw),
                     raw: item.raw,
                     origin: item.origin,
                 },
@@ -537,4 +633,31 @@ pub fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
         });
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_object_is_reported_at_its_first_repeat_in_file_order() {
+        let service = |namespace: &str| {
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n  namespace: {namespace}\n---\n"
+            )
+        };
+        let mut inventory = Inventory::default();
+        // Read b.yaml first: the error still follows file and line order, not reading order.
+        let b = service("x") + &service("y");
+        inventory.add_yaml(Path::new("b.yaml"), &b).unwrap();
+        let a = service("z") + &service("y") + &service("x");
+        inventory.add_yaml(Path::new("a.yaml"), &a).unwrap();
+        assert_eq!(
+            inventory.check_unique().unwrap_err().to_string(),
+            "b.yaml:1: Service x/a: defined a second time (first at a.yaml:13)"
+        );
+        let mut unique = Inventory::default();
+        unique.add_yaml(Path::new("a.yaml"), &a).unwrap();
+        assert!(unique.check_unique().is_ok());
+    }
 }

@@ -61,11 +61,16 @@ impl ObjectRef {
 
     /// The API group (empty for the core group).
     pub fn group(&self) -> &str {
-        self.api_version
-            .rsplit_once('/')
-            .map(|(group, _)| group)
-            .unwrap_or("")
+        group_of(&self.api_version)
     }
+}
+
+/// The API group of an `apiVersion` (empty for the core group).
+pub fn group_of(api_version: &str) -> &str {
+    api_version
+        .rsplit_once('/')
+        .map(|(group, _)| group)
+        .unwrap_or("")
 }
 
 impl fmt::Display for ObjectRef {

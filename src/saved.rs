@@ -51,16 +51,16 @@ pub enum SavedError {
 /// Fingerprints of the objects of an inventory: what `apply` compares against.
 pub fn fingerprints(inventory: &Inventory) -> BTreeMap<String, String> {
     let mut raws: Vec<&Value> = Vec::new();
-    raws.extend(inventory.namespaces.iter().map(|i| &i.raw));
-    raws.extend(inventory.services.iter().map(|i| &i.raw));
-    raws.extend(inventory.deployments.iter().map(|i| &i.raw));
-    raws.extend(inventory.meshes.iter().map(|i| &i.raw));
-    raws.extend(inventory.virtual_nodes.iter().map(|i| &i.raw));
-    raws.extend(inventory.virtual_services.iter().map(|i| &i.raw));
-    raws.extend(inventory.virtual_routers.iter().map(|i| &i.raw));
-    raws.extend(inventory.virtual_gateways.iter().map(|i| &i.raw));
-    raws.extend(inventory.gateway_routes.iter().map(|i| &i.raw));
-    raws.extend(inventory.backend_groups.iter().map(|i| &i.raw));
+    raws.extend(inventory.namespaces.iter().map(|i| &*i.raw));
+    raws.extend(inventory.services.iter().map(|i| &*i.raw));
+    raws.extend(inventory.deployments.iter().map(|i| &*i.raw));
+    raws.extend(inventory.meshes.iter().map(|i| &*i.raw));
+    raws.extend(inventory.virtual_nodes.iter().map(|i| &*i.raw));
+    raws.extend(inventory.virtual_services.iter().map(|i| &*i.raw));
+    raws.extend(inventory.virtual_routers.iter().map(|i| &*i.raw));
+    raws.extend(inventory.virtual_gateways.iter().map(|i| &*i.raw));
+    raws.extend(inventory.gateway_routes.iter().map(|i| &*i.raw));
+    raws.extend(inventory.backend_groups.iter().map(|i| &*i.raw));
     raws.into_iter()
         .map(|raw| {
             let text = serde_json::to_string(&normalise(raw)).expect("objects serialise");

@@ -1,6 +1,7 @@
 //! The step graph: the migration as serialisable data (what a saved plan and the journal hold).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -111,8 +112,9 @@ pub struct Change {
     pub action: ChangeAction,
     /// The object.
     pub object: ObjectRef,
-    /// The object before the step (absent when created or restarted).
-    pub before: Option<Value>,
+    /// The object before the step (absent when created or restarted); shared with the
+    /// inventory it was read into.
+    pub before: Option<Arc<Value>>,
     /// The object after the step (absent when deleted or restarted).
     pub after: Option<Value>,
 }

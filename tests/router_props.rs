@@ -232,7 +232,7 @@ proptest! {
         let mut inventory = inventory(&specs);
         // Decorate the generated router's routes in place.
         let router = inventory.virtual_routers.pop().unwrap();
-        let mut raw = router.raw.clone();
+        let mut raw = serde_json::Value::clone(&router.raw);
         for (i, (_, d)) in routes.iter().enumerate() {
             let route = &mut raw["spec"]["routes"][i]["httpRoute"];
             if !d["headers"].as_array().unwrap().is_empty() {

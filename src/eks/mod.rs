@@ -4,6 +4,7 @@
 pub mod sim;
 pub mod token;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_eks::Client;
@@ -365,10 +366,10 @@ pub async fn observe(graph: &mut StepGraph, addons: &Addons) -> Result<(), EksEr
                 Some(current) if settings.satisfied_by(&current) => {}
                 Some(current) => {
                     change.action = ChangeAction::Update;
-                    change.before = Some(settings_value(
+                    change.before = Some(Arc::new(settings_value(
                         &current,
                         settings.resolve_conflicts.as_deref(),
-                    ));
+                    )));
                     kept.push(change);
                 }
             }

@@ -55,9 +55,9 @@ pub fn plan(planned: &Planned) -> String {
                     .map(|c| ChangeJson {
                         action: c.action,
                         object: &c.object,
-                        before: c.before.as_ref().map(diff::normalise),
+                        before: c.before.as_deref().map(diff::normalise),
                         after: c.after.as_ref().map(diff::normalise),
-                        diff: diff::unified(c.before.as_ref(), c.after.as_ref()),
+                        diff: diff::unified(c.before.as_deref(), c.after.as_ref()),
                     })
                     .collect(),
             })

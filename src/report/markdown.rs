@@ -97,7 +97,7 @@ pub fn plan(planned: &Planned) -> String {
         }
         for change in &step.changes {
             let _ = writeln!(out, "`{}` {}\n", change.action.symbol(), change.object);
-            let diff = diff::unified(change.before.as_ref(), change.after.as_ref());
+            let diff = diff::unified(change.before.as_deref(), change.after.as_ref());
             if !diff.is_empty() {
                 let _ = writeln!(out, "```diff\n{}```\n", diff);
             }

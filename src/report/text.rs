@@ -8,7 +8,7 @@ use anstyle::{AnsiColor, Style};
 use crate::diff;
 use crate::findings::{Finding, Severity};
 use crate::pipeline::Planned;
-use crate::steps::{ChangeAction, StepGraph, Summary};
+use crate::steps::{Change, ChangeAction, StepGraph, Summary};
 
 /// Colours, or none when the output is not a terminal.
 #[derive(Debug, Clone, Copy)]
@@ -135,6 +135,45 @@ pub fn steps(graph: &StepGraph, palette: Palette) -> String {
 
 /// Writes every step of a graph, a diff per object, and the summary line to `out`.
 fn write_steps(out: &mut impl Write, graph: &StepGraph, palette: Palette) -> std::fmt::Result {
+    let changes = || graph.steps.iter().flat_map(|step| &step.changes);
+    // Diffs are most of the work of a large plan: a second thread renders every other one,
+    // a bounded way ahead, while this one renders the rest and writes all in order.
+    std::thread::scope(|scope| {
+        let (sender, received) = std::sync::mpsc::sync_channel(DIFFS_AHEAD);
+        scope.spawn(move || {
+            for change in changes().skip(1).step_by(2) {
+                if sender.send(change_diff(change)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut diffs = changes().enumerate().map(move |(i, change)| {
+            if i % 2 == 0 {
+                change_diff(change)
+            } else {
+                received
+                    .recv()
+                    .expect("the diff thread renders every other change")
+            }
+        });
+        write_steps_with(out, graph, palette, &mut diffs)
+    })
+}
+
+/// How many diffs the second rendering thread may have ready before they are written.
+const DIFFS_AHEAD: usize = 64;
+
+fn change_diff(change: &Change) -> String {
+    diff::unified(change.before.as_deref(), change.after.as_ref())
+}
+
+/// Writes the steps, taking each change's diff from `diffs` (in order).
+fn write_steps_with(
+    out: &mut impl Write,
+    graph: &StepGraph,
+    palette: Palette,
+    diffs: &mut impl Iterator<Item = String>,
+) -> std::fmt::Result {
     let total = graph.steps.len();
     for (i, step) in graph.steps.iter().enumerate() {
         let after = if step.depends_on.is_empty() {
@@ -160,7 +199,7 @@ fn write_steps(out: &mut impl Write, graph: &StepGraph, palette: Palette) -> std
                 palette.color(color, change.action.symbol()),
                 change.object
             )?;
-            let diff = diff::unified(change.before.as_ref(), change.after.as_ref());
+            let diff = diffs.next().expect("one diff per change");
             for line in diff.lines() {
                 let styled = if line.starts_with("+++") || line.starts_with("---") {
                     palette.bold(line)

@@ -1,6 +1,7 @@
 //! In place: the manual recipe as steps. Istio config first, then relabel and restart, then cleanup.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -125,7 +126,7 @@ pub(super) fn build(
             continue;
         }
         let relabel_id = format!("relabel-{ns}");
-        let mut after = namespace.raw.clone();
+        let mut after = Value::clone(&namespace.raw);
         if let Some(labels) = after["metadata"]["labels"].as_object_mut() {
             labels.retain(|k, _| !remove.contains(k));
         }
@@ -143,7 +144,7 @@ pub(super) fn build(
                 remove: remove.clone(),
                 set: set.clone(),
             },
-            vec![update(namespace.raw.clone(), after)],
+            vec![update(Arc::clone(&namespace.raw), after)],
         );
         let deployments: Vec<String> = inventory
             .deployments
@@ -202,14 +203,14 @@ pub(super) fn build(
     }
 
     if spec.cleanup.delete_appmesh {
-        let read: std::collections::HashMap<ObjectRef, &Value> = inventory
+        let read: std::collections::HashMap<ObjectRef, &Arc<Value>> = inventory
             .appmesh_raw()
             .map(|raw| (ObjectRef::of(raw), raw))
             .collect();
         let mut deletions: Vec<Change> = translation
             .appmesh
             .iter()
-            .filter_map(|r| Some(delete(r.clone(), (*read.get(r)?).clone())))
+            .filter_map(|r| Some(delete(r.clone(), Arc::clone(read.get(r)?))))
             .collect();
         if spec.cleanup.delete_mesh
             && let Some(mesh) = inventory
@@ -217,7 +218,7 @@ pub(super) fn build(
                 .iter()
                 .find(|m| m.name() == spec.source.mesh)
         {
-            deletions.push(delete(mesh.object_ref(), mesh.raw.clone()));
+            deletions.push(delete(mesh.object_ref(), Arc::clone(&mesh.raw)));
         }
         if !deletions.is_empty() {
             push(
@@ -238,7 +239,7 @@ pub(super) fn build(
     }
 }
 
-fn update(before: Value, after: Value) -> Change {
+fn update(before: Arc<Value>, after: Value) -> Change {
     Change {
         action: ChangeAction::Update,
         object: ObjectRef::of(&after),
@@ -247,7 +248,7 @@ fn update(before: Value, after: Value) -> Change {
     }
 }
 
-fn delete(object: ObjectRef, before: Value) -> Change {
+fn delete(object: ObjectRef, before: Arc<Value>) -> Change {
     Change {
         action: ChangeAction::Delete,
         object,

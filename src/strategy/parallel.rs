@@ -160,7 +160,7 @@ pub(super) fn build(
         .iter()
         .filter(|s| s.namespace() == source)
         .map(|s| {
-            let service = fixed.get(&s.object_ref()).map_or(&s.raw, |c| &c.after);
+            let service = fixed.get(&s.object_ref()).map_or(&*s.raw, |c| &c.after);
             create(clone_service(service, &source, &target))
         })
         .collect();
@@ -173,7 +173,7 @@ pub(super) fn build(
         .collect();
     let mut workloads = services;
     workloads.extend(deployments.iter().map(|d| {
-        let rewritten = rewritten.get(&d.object_ref()).map_or(&d.raw, |w| &w.after);
+        let rewritten = rewritten.get(&d.object_ref()).map_or(&*d.raw, |w| &w.after);
         create(clone_deployment(rewritten, &source, &target))
     }));
     push(

@@ -21,6 +21,7 @@ pub mod weights;
 mod workload;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
 use serde_json::Value;
@@ -55,8 +56,8 @@ pub struct Options {
 /// An existing object (a Service, a Deployment) whose spec the migration changes.
 #[derive(Debug, Clone)]
 pub struct ObjectChange {
-    /// The object as it is.
-    pub before: Value,
+    /// The object as it is (as read: shared with the inventory).
+    pub before: Arc<Value>,
     /// The object as Istio needs it.
     pub after: Value,
 }
@@ -318,8 +319,8 @@ impl<'a> Ctx<'a> {
             Some(&i) => i,
             None => {
                 self.out.services.push(ObjectChange {
-                    before: service.raw.clone(),
-                    after: service.raw.clone(),
+                    before: Arc::clone(&service.raw),
+                    after: Value::clone(&service.raw),
                 });
                 let i = self.out.services.len() - 1;
                 self.service_edits.insert(object, i);
@@ -573,7 +574,7 @@ impl<'a> Ctx<'a> {
         });
         out.services.sort_by_key(|s| ObjectRef::of(&s.after));
         // A Service change that ended up changing nothing is not a change.
-        out.services.retain(|s| s.before != s.after);
+        out.services.retain(|s| *s.before != s.after);
         out.workloads.sort_by_key(|s| ObjectRef::of(&s.after));
         // Delete what refers first: gateway routes, gateways, services, routers, nodes, groups.
         out.appmesh.sort_by_cached_key(|r| {

@@ -3,6 +3,7 @@
 //! before anything is planned from it.
 
 use std::fmt::Write;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -42,53 +43,108 @@ pub use super::constraints::RULES;
 /// Every rule an object breaks: the concrete field path and what would be valid.
 pub fn check(kind: &str, raw: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut at = String::new();
-    for (rule_kind, path, rule) in RULES {
-        if *rule_kind != kind {
-            continue;
-        }
-        // The path is built as the walk goes and copied only for a broken rule: most hold.
-        visit(raw, path, &mut at, &mut |at, value| {
-            if let Some(problem) = broken(rule, value) {
-                out.push((at.to_owned(), problem));
-            }
-        });
+    if let Some((_, root)) = tries().iter().find(|(k, _)| *k == kind) {
+        root.walk(raw, &mut String::new(), &mut out);
     }
     out
 }
 
-/// Calls `found` with each value at a dotted path (`name[]` walks every list item) and its
-/// concrete path; `at` is the path so far, restored on return.
-fn visit(value: &Value, path: &str, at: &mut String, found: &mut dyn FnMut(&str, &Value)) {
-    if path.is_empty() {
-        found(at, value);
-        return;
+/// The rules of one kind as a tree of their field paths: an object is walked once, each field
+/// looked up once whatever the number of rules beneath it, and an absent field ends the walk
+/// of every rule beneath it.
+#[derive(Debug, Default)]
+struct Field {
+    /// The key in the parent mapping.
+    name: &'static str,
+    /// True for `name[]`: the rules beneath apply to every item of the list.
+    list: bool,
+    /// The rules of the value here.
+    rules: Vec<&'static Rule>,
+    /// The fields beneath, in rule order.
+    fields: Vec<Field>,
+}
+
+impl Field {
+    fn insert(&mut self, path: &'static str, rule: &'static Rule) {
+        let Some((first, rest)) =
+            (!path.is_empty()).then(|| path.split_once('.').unwrap_or((path, "")))
+        else {
+            self.rules.push(rule);
+            return;
+        };
+        let (name, list) = first
+            .strip_suffix("[]")
+            .map_or((first, false), |name| (name, true));
+        let at = match self
+            .fields
+            .iter()
+            .position(|f| f.name == name && f.list == list)
+        {
+            Some(at) => at,
+            None => {
+                self.fields.push(Field {
+                    name,
+                    list,
+                    ..Field::default()
+                });
+                self.fields.len() - 1
+            }
+        };
+        self.fields[at].insert(rest, rule);
     }
-    let (first, rest) = path.split_once('.').unwrap_or((path, ""));
-    let len = at.len();
-    if !at.is_empty() {
-        at.push('.');
-    }
-    match first.strip_suffix("[]") {
-        Some(name) => {
-            if let Some(items) = value.get(name).and_then(Value::as_array) {
-                at.push_str(name);
+
+    /// Checks `value` against the rules here and beneath; `at` is its concrete path, restored
+    /// on return and copied only for a broken rule (most hold).
+    fn walk(&self, value: &Value, at: &mut String, out: &mut Vec<(String, String)>) {
+        for rule in &self.rules {
+            if let Some(problem) = broken(rule, value) {
+                out.push((at.clone(), problem));
+            }
+        }
+        let Some(map) = value.as_object() else {
+            return;
+        };
+        for field in &self.fields {
+            let Some(child) = map.get(field.name).filter(|c| !c.is_null()) else {
+                continue;
+            };
+            let len = at.len();
+            if !at.is_empty() {
+                at.push('.');
+            }
+            at.push_str(field.name);
+            if !field.list {
+                field.walk(child, at, out);
+            } else if let Some(items) = child.as_array() {
                 let base = at.len();
                 for (i, item) in items.iter().enumerate() {
                     let _ = write!(at, "[{i}]");
-                    visit(item, rest, at, found);
+                    field.walk(item, at, out);
                     at.truncate(base);
                 }
             }
-        }
-        None => {
-            if let Some(child) = value.get(first).filter(|c| !c.is_null()) {
-                at.push_str(first);
-                visit(child, rest, at, found);
-            }
+            at.truncate(len);
         }
     }
-    at.truncate(len);
+}
+
+/// The rule tree of each kind, built once.
+fn tries() -> &'static [(&'static str, Field)] {
+    static TRIES: OnceLock<Vec<(&'static str, Field)>> = OnceLock::new();
+    TRIES.get_or_init(|| {
+        let mut tries: Vec<(&'static str, Field)> = Vec::new();
+        for (kind, path, rule) in RULES {
+            let at = match tries.iter().position(|(k, _)| k == kind) {
+                Some(at) => at,
+                None => {
+                    tries.push((kind, Field::default()));
+                    tries.len() - 1
+                }
+            };
+            tries[at].1.insert(path, rule);
+        }
+        tries
+    })
 }
 
 fn broken(rule: &Rule, value: &Value) -> Option<String> {
@@ -180,5 +236,29 @@ mod tests {
             "{found:?}"
         );
         assert!(check("VirtualRouter", &json!({"spec": {"routes": []}})).is_empty());
+    }
+
+    #[test]
+    fn rules_beneath_lists_and_absent_fields() {
+        // `spec.grpcRoute` is absent: none of its rules apply; those of `spec.httpRoute` do.
+        let raw = json!({"spec": {"httpRoute": {"match": {"prefix": "/"}}}});
+        let found = check("GatewayRoute", &raw);
+        assert_eq!(
+            found,
+            [(
+                "spec.httpRoute".to_owned(),
+                "missing required field(s): action".to_owned()
+            )]
+        );
+        // A rule on a list itself and rules on its items both apply.
+        let raw = json!({"spec": {"meshRef": {"name": "m", "uid": "u"}, "virtualservices": [{}, {"name": "a"}]}});
+        assert_eq!(
+            check("BackendGroup", &raw),
+            [(
+                "spec.virtualservices[0]".to_owned(),
+                "missing required field(s): name".to_owned()
+            )]
+        );
+        assert!(check("NoSuchKind", &raw).is_empty());
     }
 }

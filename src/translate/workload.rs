@@ -85,7 +85,7 @@ pub(super) fn translate(ctx: &mut Ctx<'_>) {
             continue;
         }
         let object = deployment.object_ref();
-        let mut after = deployment.raw.clone();
+        let mut after = Value::clone(&deployment.raw);
         let template = &mut after["spec"]["template"];
         let annotations: BTreeMap<String, Value> = template["metadata"]["annotations"]
             .as_object()
@@ -202,9 +202,9 @@ pub(super) fn translate(ctx: &mut Ctx<'_>) {
         for (code, field, message) in findings {
             ctx.finding(code, &object, &field, message);
         }
-        if after != deployment.raw {
+        if after != *deployment.raw {
             ctx.out.workloads.push(super::ObjectChange {
-                before: deployment.raw.clone(),
+                before: std::sync::Arc::clone(&deployment.raw),
                 after,
             });
         }
