@@ -441,15 +441,8 @@ impl Slot {
 type Identity<'a> = (&'a str, &'a str, Option<&'a str>, &'a str);
 
 fn identity(raw: &Value) -> Identity<'_> {
-    fn text(value: &Value) -> &str {
-        value.as_str().unwrap_or_default()
-    }
-    (
-        crate::object::group_of(text(&raw["apiVersion"])),
-        text(&raw["kind"]),
-        raw["metadata"]["namespace"].as_str(),
-        text(&raw["metadata"]["name"]),
-    )
+    let (api_version, kind, namespace, name) = crate::object::parts(raw);
+    (crate::object::group_of(api_version), kind, namespace, name)
 }
 
 /// Each item's object and where it was read.

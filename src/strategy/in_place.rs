@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{access_logging, create, injection_labels, istio_step, peer_authentication};
 use crate::inventory::Inventory;
 use crate::istio::ApiVersions;
-use crate::object::ObjectRef;
+use crate::object::{ObjectRef, Parts, parts};
 use crate::plan::{PlanFile, StrategyKind};
 use crate::steps::{Action, Change, ChangeAction, Step, StepGraph};
 use crate::translate::{ObjectChange, Translation};
@@ -119,6 +119,19 @@ pub(super) fn build(
             .into_iter()
             .map(|w| (ObjectRef::of(&w.before), w))
             .collect();
+    // Deployments by namespace, in reading order: one pass, not one per namespace.
+    let mut deployments_in: HashMap<&str, Vec<&str>> = HashMap::new();
+    for deployment in &inventory.deployments {
+        if !translation
+            .gateway_deployments
+            .contains(&deployment.object_ref())
+        {
+            deployments_in
+                .entry(deployment.namespace())
+                .or_default()
+                .push(deployment.name());
+        }
+    }
     let mut restarts = Vec::new();
     for namespace in &inventory.namespaces {
         let ns = namespace.name().to_owned();
@@ -146,13 +159,11 @@ pub(super) fn build(
             },
             vec![update(Arc::clone(&namespace.raw), after)],
         );
-        let deployments: Vec<String> = inventory
-            .deployments
-            .iter()
-            .filter(|d| {
-                d.namespace() == ns && !translation.gateway_deployments.contains(&d.object_ref())
-            })
-            .map(|d| d.name().to_owned())
+        let deployments: Vec<String> = deployments_in
+            .get(ns.as_str())
+            .into_iter()
+            .flatten()
+            .map(|name| (*name).to_owned())
             .collect();
         let mut restart_ids = Vec::new();
         for deployment in &deployments {
@@ -203,14 +214,14 @@ pub(super) fn build(
     }
 
     if spec.cleanup.delete_appmesh {
-        let read: std::collections::HashMap<ObjectRef, &Arc<Value>> = inventory
+        let read: HashMap<Parts<'_>, &Arc<Value>> = inventory
             .appmesh_raw()
-            .map(|raw| (ObjectRef::of(raw), raw))
+            .map(|raw| (parts(raw), raw))
             .collect();
         let mut deletions: Vec<Change> = translation
             .appmesh
             .iter()
-            .filter_map(|r| Some(delete(r.clone(), Arc::clone(read.get(r)?))))
+            .filter_map(|r| Some(delete(r.clone(), Arc::clone(read.get(&r.parts())?))))
             .collect();
         if spec.cleanup.delete_mesh
             && let Some(mesh) = inventory

@@ -568,14 +568,19 @@ impl<'a> Ctx<'a> {
             self.out.objects.push(resource.to_value());
         }
         let mut out = self.out;
-        out.objects.sort_by_key(|o| {
-            let r = ObjectRef::of(o);
-            (kind_rank(&r.kind), r.namespace, r.name)
-        });
-        out.services.sort_by_key(|s| ObjectRef::of(&s.after));
+        // Sorted on borrowed keys: thousands of objects, a key made per comparison.
+        fn apply_order(o: &Value) -> (usize, Option<&str>, &str) {
+            let (_, kind, namespace, name) = crate::object::parts(o);
+            (kind_rank(kind), namespace, name)
+        }
+        out.objects
+            .sort_by(|a, b| apply_order(a).cmp(&apply_order(b)));
+        out.services
+            .sort_by(|a, b| crate::object::parts(&a.after).cmp(&crate::object::parts(&b.after)));
         // A Service change that ended up changing nothing is not a change.
         out.services.retain(|s| *s.before != s.after);
-        out.workloads.sort_by_key(|s| ObjectRef::of(&s.after));
+        out.workloads
+            .sort_by(|a, b| crate::object::parts(&a.after).cmp(&crate::object::parts(&b.after)));
         // Delete what refers first: gateway routes, gateways, services, routers, nodes, groups.
         out.appmesh.sort_by_cached_key(|r| {
             let rank = [

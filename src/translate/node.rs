@@ -329,19 +329,25 @@ pub(super) fn translate(ctx: &mut Ctx<'_>) {
 /// Istio resolves arbitrarily; App Mesh's injector refused such pods, so report every
 /// Deployment whose pod template matches more than one node.
 fn overlaps(ctx: &mut Ctx<'_>, nodes: &[&Item<VirtualNode>]) {
-    let mut in_namespace: HashMap<&str, Vec<&Item<VirtualNode>>> = HashMap::new();
+    // Each node's labels worked out once, not once per Deployment of its namespace.
+    type Selecting<'n> = (&'n Item<VirtualNode>, BTreeMap<String, String>);
+    let mut in_namespace: HashMap<&str, Vec<Selecting<'_>>> = HashMap::new();
     for node in nodes {
-        in_namespace.entry(node.namespace()).or_default().push(node);
+        if let Some(labels) = labels_of(node) {
+            in_namespace
+                .entry(node.namespace())
+                .or_default()
+                .push((node, labels));
+        }
     }
     for deployment in &ctx.inv.deployments {
         let template = template_labels(deployment);
-        let matching: Vec<&&Item<VirtualNode>> = in_namespace
+        let matching: Vec<&Item<VirtualNode>> = in_namespace
             .get(deployment.namespace())
             .map_or(&[][..], Vec::as_slice)
             .iter()
-            .filter(|n| {
-                labels_of(n).is_some_and(|l| l.iter().all(|(k, v)| template.get(k) == Some(v)))
-            })
+            .filter(|(_, labels)| labels.iter().all(|(k, v)| template.get(k) == Some(v)))
+            .map(|(node, _)| *node)
             .collect();
         let [first, rest @ ..] = matching.as_slice() else {
             continue;
@@ -752,7 +758,7 @@ fn cloud_map(
     let labels = labels_of(node).unwrap_or_default();
     // Labels every pod of the node carries: its selector's, and those all its Deployments share.
     let mut pod_labels = labels.clone();
-    let templates: Vec<BTreeMap<String, String>> = deployments(ctx, node.namespace(), &labels)
+    let templates: Vec<&BTreeMap<String, String>> = deployments(ctx, node.namespace(), &labels)
         .into_iter()
         .map(template_labels)
         .collect();
@@ -1733,9 +1739,8 @@ fn istio_spiffe_id(san: &str) -> Option<&str> {
     }
 }
 
-/// The Deployments whose pod templates carry all of `labels` in `namespace` (none for empty
+/// The Deployments of a namespace whose pod templates carry all of `labels` (none for empty
 /// labels: every Deployment would match).
-/// The Deployments of a namespace whose pod templates carry all of `labels` (none for none).
 pub(super) fn deployments<'a>(
     ctx: &Ctx<'a>,
     namespace: &str,
@@ -1755,14 +1760,17 @@ pub(super) fn deployments<'a>(
         .collect()
 }
 
-fn template_labels(deployment: &Item<Deployment>) -> BTreeMap<String, String> {
+/// The labels of a Deployment's pod template (borrowed: they are matched against every node of
+/// the namespace).
+fn template_labels(deployment: &Item<Deployment>) -> &BTreeMap<String, String> {
+    static NONE: BTreeMap<String, String> = BTreeMap::new();
     deployment
         .value
         .spec
         .as_ref()
         .and_then(|s| s.template.metadata.as_ref())
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default()
+        .and_then(|m| m.labels.as_ref())
+        .unwrap_or(&NONE)
 }
 
 /// Health checks → the readiness probe to add, with what each Deployment of the node has today.
