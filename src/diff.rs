@@ -301,6 +301,38 @@ mod tests {
     }
 
     #[test]
+    fn normalising_sorts_every_mapping_and_drops_only_server_fields() {
+        let object = json!({
+            "kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": "c", "generation": 3,
+                         "annotations": {"z": "1", LAST_APPLIED: "{}", "a": "2"}},
+            "data": {"b": "x", "a": "y"},
+            "spec": {"list": [{"y": 1, "x": {"d": 1, "c": 2}}], "status": "kept below the root"},
+            "status": {"x": 1}
+        });
+        let normalised = normalise(&object);
+        assert_eq!(
+            normalised,
+            json!({
+                "apiVersion": "v1", "data": {"a": "y", "b": "x"}, "kind": "ConfigMap",
+                "metadata": {"annotations": {"a": "2", "z": "1"}, "name": "c"},
+                "spec": {"list": [{"x": {"c": 2, "d": 1}, "y": 1}], "status": "kept below the root"}
+            })
+        );
+        // Sorted all the way down, as the YAML shows it.
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(
+            keys(&normalised),
+            ["apiVersion", "data", "kind", "metadata", "spec"]
+        );
+        assert_eq!(keys(&normalised["spec"]["list"][0]["x"]), ["c", "d"]);
+        assert_eq!(
+            to_yaml(&object),
+            serde_saphyr::to_string(&normalised).unwrap()
+        );
+    }
+
+    #[test]
     fn merge_patches_set_change_and_remove() {
         let before = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": 1}});
         let after = json!({"metadata": {"labels": {"a": "1", "c": "3"}}, "spec": {"x": 1}});

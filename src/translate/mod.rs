@@ -575,12 +575,13 @@ impl<'a> Ctx<'a> {
         }
         out.objects
             .sort_by(|a, b| apply_order(a).cmp(&apply_order(b)));
-        out.services
-            .sort_by(|a, b| crate::object::parts(&a.after).cmp(&crate::object::parts(&b.after)));
+        fn object_order(a: &ObjectChange, b: &ObjectChange) -> std::cmp::Ordering {
+            crate::object::parts(&a.after).cmp(&crate::object::parts(&b.after))
+        }
+        out.services.sort_by(object_order);
         // A Service change that ended up changing nothing is not a change.
         out.services.retain(|s| *s.before != s.after);
-        out.workloads
-            .sort_by(|a, b| crate::object::parts(&a.after).cmp(&crate::object::parts(&b.after)));
+        out.workloads.sort_by(object_order);
         // Delete what refers first: gateway routes, gateways, services, routers, nodes, groups.
         out.appmesh.sort_by_cached_key(|r| {
             let rank = [

@@ -66,12 +66,11 @@ struct Field {
 
 impl Field {
     fn insert(&mut self, path: &'static str, rule: &'static Rule) {
-        let Some((first, rest)) =
-            (!path.is_empty()).then(|| path.split_once('.').unwrap_or((path, "")))
-        else {
+        if path.is_empty() {
             self.rules.push(rule);
             return;
-        };
+        }
+        let (first, rest) = path.split_once('.').unwrap_or((path, ""));
         let (name, list) = first
             .strip_suffix("[]")
             .map_or((first, false), |name| (name, true));
