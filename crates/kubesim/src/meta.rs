@@ -104,32 +104,21 @@ mod tests {
             v
         };
         assert!(!generation_changes(deployments, &d, &d));
-        assert!(generation_changes(
-            deployments,
-            &d,
-            &with(&["spec", "replicas"], json!(2))
-        ));
-        // A new top-level field counts; metadata and status do not.
-        assert!(generation_changes(
-            deployments,
-            &d,
-            &with(&["extra"], json!(1))
-        ));
-        assert!(!generation_changes(
-            deployments,
-            &d,
-            &with(&["metadata", "labels", "a"], json!("2"))
-        ));
-        assert!(!generation_changes(
-            deployments,
-            &d,
-            &with(&["status", "replicas"], json!(1))
-        ));
-        // Deployments also count annotations (a rollout restart is one).
-        assert!(generation_changes(
-            deployments,
-            &d,
-            &with(&["metadata", "annotations"], json!({"x": "y"}))
-        ));
+        let cases: [(&[&str], Value, bool); 5] = [
+            (&["spec", "replicas"], json!(2), true),
+            // A new top-level field counts; metadata and status do not.
+            (&["extra"], json!(1), true),
+            (&["metadata", "labels", "a"], json!("2"), false),
+            (&["status", "replicas"], json!(1), false),
+            // Deployments also count annotations (a rollout restart is one).
+            (&["metadata", "annotations"], json!({"x": "y"}), true),
+        ];
+        for (path, value, bumps) in cases {
+            assert_eq!(
+                generation_changes(deployments, &d, &with(path, value)),
+                bumps,
+                "{path:?}"
+            );
+        }
     }
 }
