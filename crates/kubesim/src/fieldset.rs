@@ -83,6 +83,17 @@ pub fn item_key(item: &Value, keys: &[String]) -> Option<String> {
     Some(format!("k:{}", Value::Object(m)))
 }
 
+/// Whether `old` is the item that [`item_key`] of `new` names (as [`lookup_child`] finds it).
+fn same_key(old: &Value, new: &Value, keys: &[String]) -> bool {
+    keys.iter().all(|k| match (new.get(k), old.get(k)) {
+        (Some(n), Some(o)) => n == o,
+        // Protocol is a defaulted key field in the built-in port lists.
+        (Some(n), None) => k == "protocol" && n == "TCP",
+        (None, Some(o)) => k != "protocol" || o == "TCP",
+        (None, None) => true,
+    })
+}
+
 /// Fields that the server manages and that never appear in field sets.
 fn excluded(path: &[String], key: &str) -> bool {
     match path {
@@ -233,6 +244,10 @@ fn walk(s: &FieldSet, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
 
 /// The child value named by an encoded path element.
 pub fn lookup_child<'a>(value: &'a Value, elem: &str) -> Option<&'a Value> {
+    // Most elements are fields: looked up without decoding (allocating) the name.
+    if let Some(field) = elem.strip_prefix("f:") {
+        return value.as_object()?.get(field);
+    }
     match Elem::decode(elem)? {
         Elem::Field(f) => value.as_object()?.get(&f),
         Elem::Key(k) => value.as_array()?.iter().find(|item| {
@@ -399,13 +414,12 @@ fn diff(
             }
             kind @ (ListKind::Map(_) | ListKind::MapOwned(_)) => {
                 let keys = kind.keys();
-                let old_list = Value::Array(o.clone());
                 for it in n {
                     let Some(key) = item_key(it, &keys) else {
                         out.own = true;
                         return;
                     };
-                    let before = lookup_child(&old_list, &key);
+                    let before = o.iter().find(|item| same_key(item, it, &keys));
                     let mut child = FieldSet::default();
                     diff(before, it, names, shape, &mut child, false);
                     if before.is_none() {
@@ -456,6 +470,35 @@ mod tests {
             fs.to_json(),
             json!({"f:metadata": {"f:finalizers": {"v:\"b\"": {}}}, "f:spec": {"f:replicas": {}}})
         );
+    }
+
+    #[test]
+    fn list_items_are_matched_by_their_keys_with_the_defaulted_protocol() {
+        let ports = |ports: Value| json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "ports": ports}]}}}});
+        let old = ports(json!([{"containerPort": 80}, {"containerPort": 90, "protocol": "UDP"}]));
+        let new = ports(json!([
+            {"containerPort": 80, "protocol": "TCP"},
+            {"containerPort": 90, "protocol": "UDP", "name": "dns"},
+            {"containerPort": 81}
+        ]));
+        let fs = FieldSet::changed(Some(&old), &new, &Shape::Builtin).to_json();
+        let changed = &fs["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"]
+            ["f:ports"];
+        // Port 80 was there (its protocol defaulted): only the field written out is new.
+        assert_eq!(
+            changed["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"],
+            json!({"f:protocol": {}})
+        );
+        assert_eq!(
+            changed["k:{\"containerPort\":90,\"protocol\":\"UDP\"}"],
+            json!({"f:name": {}})
+        );
+        // Port 81 is a new item: owned whole.
+        assert_eq!(
+            changed["k:{\"containerPort\":81,\"protocol\":\"TCP\"}"],
+            json!({".": {}, "f:containerPort": {}})
+        );
+        assert_eq!(changed.as_object().map(|m| m.len()), Some(3));
     }
 
     #[test]

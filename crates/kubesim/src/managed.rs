@@ -65,12 +65,27 @@ pub fn entries_of(obj: &Value) -> Vec<Entry> {
 }
 
 /// Writes entries into the object, dropping empty ones; Apply entries first.
-pub fn set_entries(obj: &mut Value, mut entries: Vec<Entry>) {
+pub fn set_entries(obj: &mut Value, entries: Vec<Entry>) {
+    set_entries_keeping(obj, entries, &[]);
+}
+
+/// As [`set_entries`], where `stored` are the entries the object's managedFields hold now, in
+/// their order: an entry unchanged from one of them keeps its JSON rather than being rendered
+/// again (most of a controller's writes change one entry, if any).
+pub fn set_entries_keeping(obj: &mut Value, mut entries: Vec<Entry>, stored: &[Entry]) {
     entries.retain(|e| !e.fields.is_empty());
     entries.sort_by_key(|e| e.operation != "Apply");
+    let mut kept = match obj["metadata"].get_mut("managedFields") {
+        Some(Value::Array(list)) if list.len() == stored.len() => std::mem::take(list),
+        _ => Vec::new(),
+    };
     let list: Vec<Value> = entries
         .iter()
         .map(|e| {
+            let same = stored.iter().position(|s| s == e);
+            if let Some(json) = same.and_then(|i| kept.get_mut(i)).filter(|j| !j.is_null()) {
+                return json.take();
+            }
             let mut v = json!({
                 "manager": e.manager, "operation": e.operation, "apiVersion": e.api_version,
                 "time": e.time, "fieldsType": "FieldsV1", "fieldsV1": e.fields.to_json(),
@@ -139,4 +154,46 @@ pub fn record_update(
         e.fields.retain_existing(new);
     }
     entries.retain(|e| !e.fields.is_empty());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(manager: &str, fields: Value) -> Value {
+        json!({"manager": manager, "operation": "Update", "apiVersion": "v1",
+            "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": fields})
+    }
+
+    #[test]
+    fn unchanged_entries_keep_their_json_and_changed_ones_are_rendered_again() {
+        let mut kept = entry("a", json!({"f:data": {"f:x": {}}}));
+        // Not part of an entry as read: it stays only if the entry's JSON is kept.
+        kept["marker"] = json!(true);
+        let mut obj = json!({"metadata": {"managedFields": [
+            kept.clone(), entry("b", json!({"f:data": {"f:y": {}}}))]}});
+        let stored = entries_of(&obj);
+        let mut entries = stored.clone();
+        entries[1]
+            .fields
+            .union(&FieldSet::from_json(&json!({"f:data": {"f:z": {}}})));
+        entries[1].time = "2026-01-02T00:00:00Z".into();
+        set_entries_keeping(&mut obj, entries, &stored);
+        let list = &obj["metadata"]["managedFields"];
+        assert_eq!(list[0], kept);
+        assert_eq!(
+            list[1]["fieldsV1"],
+            json!({"f:data": {"f:y": {}, "f:z": {}}})
+        );
+        assert_eq!(list[1]["time"], "2026-01-02T00:00:00Z");
+
+        // Stored JSON that does not match the entries read from it (one has no manager) is all
+        // rendered again.
+        let mut obj = json!({"metadata": {"managedFields": [kept, {"operation": "Update"}]}});
+        let stored = entries_of(&obj);
+        set_entries_keeping(&mut obj, stored.clone(), &stored);
+        let list = &obj["metadata"]["managedFields"];
+        assert_eq!(list.as_array().map(Vec::len), Some(1));
+        assert!(list[0].get("marker").is_none(), "{list}");
+    }
 }

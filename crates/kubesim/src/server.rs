@@ -18,6 +18,7 @@ use crate::openapi;
 use crate::route::{self, Route};
 use crate::store::Store;
 use crate::telemetry::{self, Traffic};
+use axum::serve::ListenerExt;
 
 /// Errors starting or loading a server.
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +200,13 @@ impl ServerBuilder {
         let (tx, rx) = oneshot::channel::<()>();
         let controllers = controllers::spawn(store.clone(), self.controllers.clone());
         let router = axum::Router::new().fallback(handle).with_state(app.clone());
+        // As the API server (Go sets TCP_NODELAY on every connection): otherwise each watch
+        // event, a small write after the headers, waits for the client's delayed ACK (40 ms).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!("kubesim: setting TCP_NODELAY: {e}");
+            }
+        });
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
                 // A dropped sender also means shutdown.

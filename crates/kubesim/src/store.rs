@@ -229,7 +229,7 @@ impl Store {
     pub fn get(&self, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult<Value> {
         self.lock()
             .get(res, ns, name)
-            .cloned()
+            .map(|o| Value::clone(o))
             .ok_or_else(|| ApiError::not_found(&res.qualified(), name))
     }
 
@@ -359,11 +359,10 @@ impl State {
         &self.registry
     }
 
-    fn get(&self, res: &ResourceInfo, ns: &str, name: &str) -> Option<&Value> {
+    fn get(&self, res: &ResourceInfo, ns: &str, name: &str) -> Option<&Arc<Value>> {
         self.objects
             .get(&res.storage_key())?
             .get(&(ns_key(res, ns), name.to_string()))
-            .map(Arc::as_ref)
     }
 
     /// The stored objects of a resource in a namespace (every namespace when `ns` is `None`).
@@ -686,7 +685,7 @@ impl State {
             return self.apply(res, &key_ns, name, old, body, sub, opts);
         }
         let old = old.ok_or_else(|| ApiError::not_found(&res.qualified(), name))?;
-        let mut new = old.clone();
+        let mut new = Value::clone(&old);
         match ptype {
             PatchType::Merge => patch::merge(&mut new, &parse_json(body)?),
             PatchType::Json => patch::json(&mut new, body)?,
@@ -725,7 +724,7 @@ impl State {
         res: &ResourceInfo,
         ns: &str,
         name: &str,
-        old: Option<Value>,
+        old: Option<Arc<Value>>,
         body: &[u8],
         sub: Option<&str>,
         opts: &WriteOptions,
@@ -742,8 +741,13 @@ impl State {
         }
         let text = std::str::from_utf8(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-        let applied: Value = serde_saphyr::from_str(text)
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        // JSON is YAML, and clients (kubectl, kube-rs) send JSON: read it as such, and only what
+        // is not JSON with the YAML parser, which is several times slower.
+        let applied: Value = match serde_json::from_str(text) {
+            Ok(applied) => applied,
+            Err(_) => serde_saphyr::from_str(text)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+        };
         if !applied.is_object() {
             return Err(ApiError::bad_request(
                 "error decoding YAML: the applied configuration must be an object",
@@ -819,16 +823,16 @@ impl State {
         if old.is_none() {
             self.check_namespace(res, ns, name)?;
         }
-        let entries = old.as_ref().map(managed::entries_of).unwrap_or_default();
+        let entries = old.as_deref().map(managed::entries_of).unwrap_or_default();
         let shape = shape_of(res);
         let allowed = (opts.manager == "kubectl")
-            .then(|| old.as_ref()?["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].as_str())
+            .then(|| old.as_deref()?["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].as_str())
             .flatten()
             .and_then(|s| serde_json::from_str::<Value>(s).ok())
             .map(|last| crate::fieldset::FieldSet::of_value(&last, &shape));
         let now = meta::now();
         let result = patch::apply::apply(
-            old.as_ref(),
+            old.as_deref(),
             &applied,
             entries,
             &opts.manager,
@@ -865,7 +869,7 @@ impl State {
         res: &ResourceInfo,
         ns: &str,
         name: &str,
-        old: Option<Value>,
+        old: Option<Arc<Value>>,
         mut new: Value,
         sub: Option<&str>,
         ownership: Ownership,
@@ -877,7 +881,7 @@ impl State {
             let Some(o) = &old else {
                 return Err(ApiError::not_found(&res.qualified(), name));
             };
-            let mut merged = o.clone();
+            let mut merged = Value::clone(o);
             merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
             if merged["status"].is_null() {
                 merged
@@ -972,9 +976,9 @@ impl State {
                 warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")));
             }
         } else {
-            crd::validate_custom(res, &mut new, old.as_ref(), mode, &mut warnings)?;
+            crd::validate_custom(res, &mut new, old.as_deref(), mode, &mut warnings)?;
         }
-        crate::defaults::apply(res, &mut new, old.as_ref());
+        crate::defaults::apply(res, &mut new, old.as_deref());
 
         if old.is_none()
             && let Some(cause) = validate::name(&res.kind, name)
@@ -1028,6 +1032,9 @@ impl State {
                 let previous = old
                     .as_ref()
                     .and_then(|o| o["metadata"].get("managedFields"));
+                // Entries read from the stored object, which `new` still carries: those this
+                // write leaves unchanged keep their JSON.
+                let stored = supplied.is_some() && supplied == previous;
                 let mut entries = if supplied != previous {
                     match supplied {
                         Some(Value::Array(a))
@@ -1037,14 +1044,15 @@ impl State {
                             vec![]
                         }
                         Some(_) => managed::entries_of(&new),
-                        None => old.as_ref().map(managed::entries_of).unwrap_or_default(),
+                        None => old.as_deref().map(managed::entries_of).unwrap_or_default(),
                     }
                 } else {
-                    old.as_ref().map(managed::entries_of).unwrap_or_default()
+                    old.as_deref().map(managed::entries_of).unwrap_or_default()
                 };
+                let stored = if stored { entries.clone() } else { Vec::new() };
                 managed::record_update(
                     &mut entries,
-                    old.as_ref(),
+                    old.as_deref(),
                     &new,
                     &opts.manager,
                     &api_version,
@@ -1052,7 +1060,7 @@ impl State {
                     &shape,
                     &now,
                 );
-                managed::set_entries(&mut new, entries);
+                managed::set_entries_keeping(&mut new, entries, &stored);
             }
         }
 
@@ -1077,7 +1085,7 @@ impl State {
             });
         }
         if let Some(o) = &old
-            && *o == new
+            && **o == new
         {
             return Ok(Written {
                 object: Arc::new(new),
@@ -1163,7 +1171,7 @@ impl State {
             .unwrap_or_default();
         for (ns, name) in keys {
             if let Some(obj) = self.get(&res, &ns, &name).cloned() {
-                self.remove(&res, &ns, &name, obj);
+                self.remove(&res, &ns, &name, Value::clone(&obj));
             }
         }
     }
@@ -1205,10 +1213,10 @@ impl State {
             ));
         }
         if !obj["metadata"]["deletionTimestamp"].is_null() {
-            return Ok(Deleted::Pending(obj));
+            return Ok(Deleted::Pending(Value::clone(&obj)));
         }
         let propagation = opts.propagation.as_deref().unwrap_or("Background");
-        let mut marked = obj.clone();
+        let mut marked = Value::clone(&obj);
         let is_namespace = res.group.is_empty() && res.kind == "Namespace";
         let mut fins = finalizers(&obj);
         if propagation == "Foreground"
@@ -1222,9 +1230,14 @@ impl State {
         }
         if fins.is_empty() && !is_namespace {
             if opts.dry_run {
-                return Ok(Deleted::Gone(obj));
+                return Ok(Deleted::Gone(Value::clone(&obj)));
             }
-            return Ok(Deleted::Gone(self.remove(res, &key_ns, name, obj)));
+            return Ok(Deleted::Gone(self.remove(
+                res,
+                &key_ns,
+                name,
+                Value::clone(&obj),
+            )));
         }
         set_meta(&mut marked, "deletionTimestamp", json!(meta::now()));
         set_meta(&mut marked, "deletionGracePeriodSeconds", json!(0));
@@ -1250,7 +1263,7 @@ impl State {
             let Some(old) = self.get(&res, &ns, &name).cloned() else {
                 continue;
             };
-            let mut new = old.clone();
+            let mut new = Value::clone(&old);
             if let Some(refs) = new["metadata"]["ownerReferences"].as_array_mut() {
                 refs.retain(|r| r["uid"].as_str() != Some(uid));
                 if refs.is_empty() {
@@ -1333,7 +1346,7 @@ impl State {
         if obj["metadata"]["deletionTimestamp"].is_null() || !finalizers(&obj).is_empty() {
             return;
         }
-        self.remove(&res, "", name, obj);
+        self.remove(&res, "", name, Value::clone(&obj));
     }
 
     /// Applies the sidecar injectors to a pod being created.
@@ -1385,7 +1398,7 @@ impl State {
             .get(res, "", name)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&res.qualified(), name))?;
-        let mut new = old.clone();
+        let mut new = Value::clone(&old);
         new["spec"]["finalizers"] = body["spec"]["finalizers"]
             .as_array()
             .cloned()
@@ -1396,7 +1409,7 @@ impl State {
                 .as_array()
                 .is_some_and(Vec::is_empty)
             && finalizers(&new).is_empty();
-        if opts.dry_run || new == old {
+        if opts.dry_run || new == *old {
             return Ok(Written {
                 object: Arc::new(new),
                 created: false,
@@ -1419,7 +1432,7 @@ impl State {
     }
 
     /// Finds a stored object by resource, namespace and name.
-    pub fn find(&self, res: &ResourceInfo, ns: &str, name: &str) -> Option<&Value> {
+    pub fn find(&self, res: &ResourceInfo, ns: &str, name: &str) -> Option<&Arc<Value>> {
         self.get(res, &ns_key(res, ns), name)
     }
 }

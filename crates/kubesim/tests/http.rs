@@ -393,3 +393,36 @@ async fn watches_follow_objects_in_and_out_of_a_label_selector() {
     }
     assert_eq!(kinds, ["ADDED", "DELETED", "ADDED"]);
 }
+
+#[tokio::test]
+async fn apply_patches_are_read_as_json_or_yaml() {
+    let server = kubesim::Server::builder().start().await.unwrap();
+    let at = |name: &str| format!("/api/v1/namespaces/default/configmaps/{name}?fieldManager=m");
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  a: \"1\"\n  b: two\n";
+    let json = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"from-json"},"data":{"a":"1"}}"#;
+    for (name, body) in [("from-yaml", yaml), ("from-json", json)] {
+        let r = send(
+            &server,
+            "PATCH",
+            &at(name),
+            "application/apply-patch+yaml",
+            body,
+        )
+        .await;
+        assert_eq!(r.status, 201, "{name}: {}", r.body);
+        assert_eq!(r.body["data"]["a"], "1", "{name}");
+        assert_eq!(r.body["metadata"]["managedFields"][0]["operation"], "Apply");
+    }
+    // Neither JSON nor YAML: the YAML parser's error, as the API server reports it.
+    let r = send(
+        &server,
+        "PATCH",
+        &at("x"),
+        "application/apply-patch+yaml",
+        "{a: [",
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let message = r.body["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("error decoding YAML: "), "{message}");
+}

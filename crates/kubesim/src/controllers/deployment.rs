@@ -133,8 +133,14 @@ fn replica_sets_of(
         .collect()
 }
 
-/// The current Deployment if it still has `generation`.
-fn current(st: &State, res: &ResourceInfo, ns: &str, name: &str, generation: i64) -> Option<Value> {
+/// The current Deployment if it still has `generation` (shared with the store).
+fn current(
+    st: &State,
+    res: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    generation: i64,
+) -> Option<Arc<Value>> {
     st.find(res, ns, name)
         .filter(|d| d["metadata"]["generation"].as_i64() == Some(generation))
         .cloned()
@@ -145,10 +151,9 @@ fn write_status(
     res: &ResourceInfo,
     ns: &str,
     name: &str,
-    d: &Value,
+    mut new: Value,
     status: Value,
 ) {
-    let mut new = d.clone();
     new["status"] = status;
     // A concurrent write wins; the next event restarts the rollout from the new state.
     let _ = st.system_update(res, ns, name, new, Some("status"), MANAGER);
@@ -180,7 +185,7 @@ fn start_pod(st: &mut State, pods: &ResourceInfo, ns: &str, pod: &Value) {
         .bytes()
         .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32));
     let ip = format!("10.244.{}.{}", (n >> 8) % 250, n % 250 + 2);
-    let mut new = pod.clone();
+    let mut new = Value::clone(pod);
     new["status"] = json!({"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "10.0.0.1", "startTime": now,
         "conditions": [
             {"type": "Initialized", "status": "True", "lastTransitionTime": now},
@@ -209,12 +214,12 @@ fn set_rs_replicas(
     let Some(rs) = st.find(rs_res, ns, rs_name).cloned() else {
         return;
     };
-    let mut new = rs.clone();
+    let mut new = Value::clone(&rs);
     new["spec"]["replicas"] = json!(replicas);
     let _ = st.system_update(rs_res, ns, rs_name, new, None, MANAGER);
     let count = pods_of(st, pods, ns, meta_str(&rs, "uid")).len() as i64;
     if let Some(rs) = st.find(rs_res, ns, rs_name).cloned() {
-        let mut new = rs.clone();
+        let mut new = Value::clone(&rs);
         new["status"] = json!({"replicas": count, "fullyLabeledReplicas": count, "readyReplicas": count, "availableReplicas": count,
             "observedGeneration": rs["metadata"]["generation"]});
         let _ = st.system_update(rs_res, ns, rs_name, new, Some("status"), MANAGER);
@@ -270,7 +275,7 @@ async fn stall(store: &Arc<Store>, ns: &str, name: &str, generation: i64) -> boo
             &now,
         ),
     );
-    write_status(&mut st, &dres, ns, name, &d, status);
+    write_status(&mut st, &dres, ns, name, Value::clone(&d), status);
     true
 }
 
@@ -320,7 +325,7 @@ pub async fn rollout(
             && revision_of(&rs_name) != revision
             && let Some(rs) = st.find(&rsres, &ns, &rs_name).cloned()
         {
-            let mut new = rs;
+            let mut new = Value::clone(&rs);
             new["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
                 json!(revision.to_string());
             let _ = st.system_update(&rsres, &ns, &rs_name, new, None, MANAGER);
@@ -374,10 +379,10 @@ pub async fn rollout(
         );
         // Like the real controller, the revision annotation travels with a status write, which
         // does not bump the generation.
-        let mut annotated = d.clone();
+        let mut annotated = Value::clone(&d);
         annotated["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
             json!(revision.to_string());
-        write_status(&mut st, &dres, &ns, &name, &annotated, status);
+        write_status(&mut st, &dres, &ns, &name, annotated, status);
         (rs_name, replicas)
     };
     tokio::time::sleep(delay).await;
@@ -445,7 +450,7 @@ pub async fn rollout(
                 ),
             );
         }
-        write_status(&mut st, &dres, &ns, &name, &d, status);
+        write_status(&mut st, &dres, &ns, &name, Value::clone(&d), status);
     }
     tokio::time::sleep(delay).await;
     // Step 3: retire old ReplicaSets' pods; the rollout is complete.
@@ -497,5 +502,5 @@ pub async fn rollout(
             &now,
         ),
     );
-    write_status(&mut st, &dres, &ns, &name, &d, status);
+    write_status(&mut st, &dres, &ns, &name, Value::clone(&d), status);
 }
