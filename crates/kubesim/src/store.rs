@@ -1216,7 +1216,6 @@ impl State {
             return Ok(Deleted::Pending(Value::clone(&obj)));
         }
         let propagation = opts.propagation.as_deref().unwrap_or("Background");
-        let mut marked = Value::clone(&obj);
         let is_namespace = res.group.is_empty() && res.kind == "Namespace";
         let mut fins = finalizers(&obj);
         if propagation == "Foreground"
@@ -1239,6 +1238,7 @@ impl State {
                 Value::clone(&obj),
             )));
         }
+        let mut marked = Value::clone(&obj);
         set_meta(&mut marked, "deletionTimestamp", json!(meta::now()));
         set_meta(&mut marked, "deletionGracePeriodSeconds", json!(0));
         if !fins.is_empty() {
