@@ -85,13 +85,20 @@ pub fn item_key(item: &Value, keys: &[String]) -> Option<String> {
 
 /// Whether `old` is the item that [`item_key`] of `new` names (as [`lookup_child`] finds it).
 fn same_key(old: &Value, new: &Value, keys: &[String]) -> bool {
-    keys.iter().all(|k| match (new.get(k), old.get(k)) {
-        (Some(n), Some(o)) => n == o,
-        // Protocol is a defaulted key field in the built-in port lists.
-        (Some(n), None) => k == "protocol" && n == "TCP",
-        (None, Some(o)) => k != "protocol" || o == "TCP",
-        (None, None) => true,
+    keys.iter().all(|k| match new.get(k) {
+        Some(want) => key_field_is(old, k, want),
+        // Left out of the key, unless it is the protocol, which [`item_key`] defaults.
+        None => k != "protocol" || key_field_is(old, k, &Value::String("TCP".into())),
     })
+}
+
+/// Whether a list item's key field `key` is `want`; an absent `protocol` is `TCP`, its default
+/// in the built-in port lists.
+fn key_field_is(item: &Value, key: &str, want: &Value) -> bool {
+    match item.get(key) {
+        Some(value) => value == want,
+        None => key == "protocol" && want == "TCP",
+    }
 }
 
 /// Fields that the server manages and that never appear in field sets.
@@ -250,12 +257,10 @@ pub fn lookup_child<'a>(value: &'a Value, elem: &str) -> Option<&'a Value> {
     }
     match Elem::decode(elem)? {
         Elem::Field(f) => value.as_object()?.get(&f),
-        Elem::Key(k) => value.as_array()?.iter().find(|item| {
-            k.iter().all(|(kk, kv)| match item.get(kk) {
-                Some(v) => v == kv,
-                None => kk == "protocol" && kv == "TCP",
-            })
-        }),
+        Elem::Key(k) => value
+            .as_array()?
+            .iter()
+            .find(|item| k.iter().all(|(key, want)| key_field_is(item, key, want))),
         Elem::Member(m) => value.as_array()?.iter().find(|v| **v == m),
         Elem::Index(i) => value.as_array()?.get(i),
     }

@@ -1032,9 +1032,7 @@ impl State {
                 let previous = old
                     .as_ref()
                     .and_then(|o| o["metadata"].get("managedFields"));
-                // Entries read from the stored object, which `new` still carries: those this
-                // write leaves unchanged keep their JSON.
-                let stored = supplied.is_some() && supplied == previous;
+                let from_stored = supplied.is_some() && supplied == previous;
                 let mut entries = if supplied != previous {
                     match supplied {
                         Some(Value::Array(a))
@@ -1049,7 +1047,13 @@ impl State {
                 } else {
                     old.as_deref().map(managed::entries_of).unwrap_or_default()
                 };
-                let stored = if stored { entries.clone() } else { Vec::new() };
+                // Entries read from the stored object, which `new` still carries: those this
+                // write leaves unchanged keep their JSON.
+                let stored = if from_stored {
+                    entries.clone()
+                } else {
+                    Vec::new()
+                };
                 managed::record_update(
                     &mut entries,
                     old.as_deref(),
