@@ -52,9 +52,9 @@ pub struct Resource<S> {
 }
 
 impl<S: Serialize> Resource<S> {
-    /// The resource as JSON.
+    /// The resource as JSON, held at its size (a plan keeps every translated object).
     pub fn to_value(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("Istio resources serialise")
+        crate::tight::tighten(serde_json::to_value(self).expect("Istio resources serialise"))
     }
 }
 

@@ -28,5 +28,6 @@ pub mod scope;
 pub mod state;
 pub mod steps;
 pub mod strategy;
+pub mod tight;
 pub mod translate;
 pub mod verify;

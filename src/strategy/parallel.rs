@@ -88,7 +88,7 @@ pub(super) fn build(
     );
 
     // Configuration first, so the cloned pods start with everything they mount.
-    let in_source = |item: &&Item<Value>| {
+    let in_source = |item: &&Item<()>| {
         item.namespace() == source
             && !BUILT_IN
                 .iter()

@@ -458,13 +458,8 @@ fn deployment_finding(
         .deployments_in(gateway.namespace())
         .iter()
         .filter(|d| {
-            let pod_labels = d
-                .value
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
-                .and_then(|m| m.labels.as_ref());
-            pod_labels.is_some_and(|l| labels.iter().all(|(k, v)| l.get(k) == Some(v)))
+            let pod_labels = &d.value.template_labels;
+            labels.iter().all(|(k, v)| pod_labels.get(k) == Some(v))
         })
         .map(|d| d.name())
         .collect();

@@ -4,11 +4,10 @@
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 
 use crate::appmesh::{BackendGroup, VirtualNode, VirtualRouter, VirtualService};
-use crate::inventory::{Inventory, Item};
+use crate::inventory::{Inventory, Item, Workload};
 
 type ByName<'a, T> = HashMap<(&'a str, &'a str), &'a Item<T>>;
 
@@ -20,7 +19,7 @@ pub struct Index<'a> {
     backend_groups: ByName<'a, BackendGroup>,
     services: ByName<'a, Service>,
     services_in: HashMap<&'a str, Vec<&'a Item<Service>>>,
-    deployments_in: HashMap<&'a str, Vec<&'a Item<Deployment>>>,
+    deployments_in: HashMap<&'a str, Vec<&'a Item<Workload>>>,
 }
 
 fn by_name<T>(items: &[Item<T>]) -> ByName<'_, T> {
@@ -84,7 +83,7 @@ impl<'a> Index<'a> {
     }
 
     /// The Deployments of a namespace, in inventory order.
-    pub fn deployments_in(&self, namespace: &str) -> &[&'a Item<Deployment>] {
+    pub fn deployments_in(&self, namespace: &str) -> &[&'a Item<Workload>] {
         self.deployments_in
             .get(namespace)
             .map_or(&[], Vec::as_slice)

@@ -3,13 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, Service};
+use k8s_openapi::api::core::v1::Service;
 use serde_json::{Value, json};
 
 use crate::appmesh::{self, EgressFilterType, Protocol, Ref, TlsMode, VirtualNode, VirtualService};
 use crate::findings::{Code, Finding};
-use crate::inventory::Item;
+use crate::inventory::{Item, Workload, WorkloadContainer};
 use crate::istio;
 use crate::object::ObjectRef;
 
@@ -341,7 +340,7 @@ fn overlaps(ctx: &mut Ctx<'_>, nodes: &[&Item<VirtualNode>]) {
         }
     }
     for deployment in &ctx.inv.deployments {
-        let template = template_labels(deployment);
+        let template = &deployment.value.template_labels;
         let matching: Vec<&Item<VirtualNode>> = in_namespace
             .get(deployment.namespace())
             .map_or(&[][..], Vec::as_slice)
@@ -760,7 +759,7 @@ fn cloud_map(
     let mut pod_labels = labels.clone();
     let templates: Vec<&BTreeMap<String, String>> = deployments(ctx, node.namespace(), &labels)
         .into_iter()
-        .map(template_labels)
+        .map(|d| &d.value.template_labels)
         .collect();
     if let Some(first) = templates.first() {
         pod_labels.extend(
@@ -1710,15 +1709,7 @@ fn principal(ctx: &Ctx<'_>, san: &str) -> Option<String> {
             return None;
         }
         for workload in workloads {
-            let account = workload
-                .value
-                .spec
-                .as_ref()?
-                .template
-                .spec
-                .as_ref()?
-                .service_account_name
-                .clone()?;
+            let account = workload.value.service_account_name.as_deref()?;
             let principal = format!("{TRUST_DOMAIN}/ns/{}/sa/{account}", node.namespace());
             if found.as_ref().is_some_and(|f| *f != principal) {
                 return None;
@@ -1745,7 +1736,7 @@ pub(super) fn deployments<'a>(
     ctx: &Ctx<'a>,
     namespace: &str,
     labels: &BTreeMap<String, String>,
-) -> Vec<&'a Item<Deployment>> {
+) -> Vec<&'a Item<Workload>> {
     if labels.is_empty() {
         return Vec::new();
     }
@@ -1754,23 +1745,10 @@ pub(super) fn deployments<'a>(
         .iter()
         .copied()
         .filter(|d| {
-            let template = template_labels(d);
+            let template = &d.value.template_labels;
             labels.iter().all(|(k, v)| template.get(k) == Some(v))
         })
         .collect()
-}
-
-/// The labels of a Deployment's pod template (borrowed: they are matched against every node of
-/// the namespace).
-fn template_labels(deployment: &Item<Deployment>) -> &BTreeMap<String, String> {
-    static NONE: BTreeMap<String, String> = BTreeMap::new();
-    deployment
-        .value
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.metadata.as_ref())
-        .and_then(|m| m.labels.as_ref())
-        .unwrap_or(&NONE)
 }
 
 /// Health checks → the readiness probe to add, with what each Deployment of the node has today.
@@ -1811,20 +1789,9 @@ fn health_checks(ctx: &mut Ctx<'_>, node: &Item<VirtualNode>, labels: &BTreeMap<
 
 /// Whether a Deployment's application container (the one serving `port`, else the first that is
 /// not a proxy) already has a readiness probe.
-fn probe_status(deployment: &Item<Deployment>, port: i64) -> String {
-    let containers = deployment
-        .value
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .map(|s| s.containers.as_slice())
-        .unwrap_or_default();
-    let serves = |c: &&Container| {
-        c.ports
-            .iter()
-            .flatten()
-            .any(|p| i64::from(p.container_port) == port)
-    };
+fn probe_status(deployment: &Item<Workload>, port: i64) -> String {
+    let containers = &deployment.value.containers;
+    let serves = |c: &&WorkloadContainer| c.ports.iter().any(|&p| i64::from(p) == port);
     let app = containers.iter().find(serves).or_else(|| {
         containers
             .iter()
@@ -1832,7 +1799,7 @@ fn probe_status(deployment: &Item<Deployment>, port: i64) -> String {
     });
     let name = deployment.name();
     match app {
-        Some(c) if c.readiness_probe.is_some() => format!(
+        Some(c) if c.readiness_probe => format!(
             "container `{}` of Deployment `{name}` already has a readiness probe: keep it if it \
              checks the same thing, else replace it",
             c.name
