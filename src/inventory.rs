@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -72,7 +73,7 @@ pub struct Inventory {
     /// Namespaces.
     pub namespaces: Vec<Item<Namespace>>,
     /// Services.
-    pub services: Vec<Item<Service>>,
+    pub services: Vec<Item<ServiceView>>,
     /// Deployments.
     pub deployments: Vec<Item<Workload>>,
     /// ConfigMaps (cloned by a parallel-namespace migration).
@@ -124,6 +125,46 @@ pub struct WorkloadContainer {
     pub ports: Vec<i32>,
     /// Whether it has a readiness probe.
     pub readiness_probe: bool,
+}
+
+/// What the translation reads of a Service: its selector and ports. Each Service is decoded
+/// whole (k8s-openapi's `Service`) to check it, then only this is kept, as for a [`Workload`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceView {
+    /// `spec.selector`.
+    pub selector: BTreeMap<String, String>,
+    /// `spec.ports`.
+    pub ports: Vec<PortView>,
+}
+
+/// What the translation reads of a Service port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortView {
+    /// `port`.
+    pub port: i32,
+    /// `targetPort` when it is a number (a named one is not kept).
+    pub target_port: Option<i32>,
+}
+
+impl From<Service> for ServiceView {
+    fn from(service: Service) -> ServiceView {
+        let spec = service.spec.unwrap_or_default();
+        ServiceView {
+            selector: spec.selector.unwrap_or_default(),
+            ports: spec
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| PortView {
+                    port: p.port,
+                    target_port: match p.target_port {
+                        Some(IntOrString::Int(t)) => Some(t),
+                        _ => None,
+                    },
+                })
+                .collect(),
+        }
+    }
 }
 
 impl From<Deployment> for Workload {
@@ -363,7 +404,7 @@ impl Inventory {
         let invalid = &mut self.invalid;
         match Slot::of(&object.api_version, &object.kind) {
             Slot::Namespaces => typed(item, &mut self.namespaces, invalid),
-            Slot::Services => typed(item, &mut self.services, invalid),
+            Slot::Services => typed::<Service, _>(item, &mut self.services, invalid),
             Slot::Deployments => typed::<Deployment, _>(item, &mut self.deployments, invalid),
             Slot::Meshes => typed(item, &mut self.meshes, invalid),
             Slot::VirtualNodes => typed(item, &mut self.virtual_nodes, invalid),
@@ -746,6 +787,46 @@ spec:
         assert_eq!(broken.name(), "broken");
         assert!(
             reason.starts_with("field `spec.replicas`: invalid type"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn a_service_is_checked_whole_and_kept_as_the_translation_reads_it() {
+        let text = "\
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop, labels: {team: a}}
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+  - {name: admin, port: 9000, targetPort: admin}
+  - {name: grpc, port: 9090}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: broken, namespace: shop}
+spec:
+  ports: [{port: eighty}]
+";
+        let mut inventory = Inventory::default();
+        inventory.add_yaml(Path::new("s.yaml"), text).unwrap();
+        let port = |port, target_port| PortView { port, target_port };
+        assert_eq!(inventory.services.len(), 1);
+        assert_eq!(
+            inventory.services[0].value,
+            ServiceView {
+                selector: [("app".to_owned(), "web".to_owned())].into(),
+                ports: vec![port(80, Some(8080)), port(9000, None), port(9090, None)],
+            }
+        );
+        let [(broken, reason)] = inventory.invalid.as_slice() else {
+            panic!("one invalid object: {:?}", inventory.invalid);
+        };
+        assert_eq!(broken.name(), "broken");
+        assert!(
+            reason.starts_with("field `spec.ports[0].port`: invalid type"),
             "{reason}"
         );
     }

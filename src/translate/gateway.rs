@@ -470,10 +470,8 @@ fn deployment_finding(
         .services_in(gateway.namespace())
         .iter()
         .filter(|svc| {
-            let selector = svc.value.spec.as_ref().and_then(|s| s.selector.as_ref());
-            selector.is_some_and(|sel| {
-                !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
-            })
+            let selector = &svc.value.selector;
+            !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
         })
         .map(|svc| format!("`{}`", svc.name()))
         .collect();

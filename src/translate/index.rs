@@ -4,10 +4,8 @@
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::core::v1::Service;
-
 use crate::appmesh::{BackendGroup, VirtualNode, VirtualRouter, VirtualService};
-use crate::inventory::{Inventory, Item, Workload};
+use crate::inventory::{Inventory, Item, ServiceView, Workload};
 
 type ByName<'a, T> = HashMap<(&'a str, &'a str), &'a Item<T>>;
 
@@ -17,8 +15,8 @@ pub struct Index<'a> {
     virtual_services: ByName<'a, VirtualService>,
     routers: ByName<'a, VirtualRouter>,
     backend_groups: ByName<'a, BackendGroup>,
-    services: ByName<'a, Service>,
-    services_in: HashMap<&'a str, Vec<&'a Item<Service>>>,
+    services: ByName<'a, ServiceView>,
+    services_in: HashMap<&'a str, Vec<&'a Item<ServiceView>>>,
     deployments_in: HashMap<&'a str, Vec<&'a Item<Workload>>>,
 }
 
@@ -73,12 +71,12 @@ impl<'a> Index<'a> {
     }
 
     /// A Service.
-    pub fn service(&self, namespace: &str, name: &str) -> Option<&'a Item<Service>> {
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&'a Item<ServiceView>> {
         self.services.get(&(namespace, name)).copied()
     }
 
     /// The Services of a namespace, in inventory order.
-    pub fn services_in(&self, namespace: &str) -> &[&'a Item<Service>] {
+    pub fn services_in(&self, namespace: &str) -> &[&'a Item<ServiceView>] {
         self.services_in.get(namespace).map_or(&[], Vec::as_slice)
     }
 

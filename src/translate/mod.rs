@@ -23,12 +23,11 @@ mod workload;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Service;
 use serde_json::Value;
 
 use crate::appmesh::{self, Ref};
 use crate::findings::{self, Code, Finding};
-use crate::inventory::{Inventory, Item};
+use crate::inventory::{Inventory, Item, ServiceView};
 use crate::istio::{self, ApiVersions};
 use crate::object::ObjectRef;
 use crate::plan::IstioVersion;
@@ -313,7 +312,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The Service's desired state, starting from the Service as read.
-    pub fn edit_service(&mut self, service: &Item<Service>) -> &mut Value {
+    pub fn edit_service(&mut self, service: &Item<ServiceView>) -> &mut Value {
         let object = service.object_ref();
         let index = match self.service_edits.get(&object) {
             Some(&i) => i,
@@ -331,26 +330,26 @@ impl<'a> Ctx<'a> {
     }
 
     /// The Service as it will be after earlier edits (or as read).
-    pub fn service_now<'s>(&'s self, service: &'s Item<Service>) -> &'s Value {
+    pub fn service_now<'s>(&'s self, service: &'s Item<ServiceView>) -> &'s Value {
         self.service_edits
             .get(&service.object_ref())
             .map_or(&service.raw, |&i| &self.out.services[i].after)
     }
 
     /// A Service by namespace and name.
-    pub fn service(&self, namespace: &str, name: &str) -> Option<&'a Item<Service>> {
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&'a Item<ServiceView>> {
         self.index.service(namespace, name)
     }
 
     /// The Service a cluster FQDN (`name.namespace.svc.<domain>`) names.
-    pub fn service_by_host(&self, host: &str) -> Option<&'a Item<Service>> {
+    pub fn service_by_host(&self, host: &str) -> Option<&'a Item<ServiceView>> {
         let suffix = format!(".svc.{}", self.cluster_domain());
         let (name, ns) = host.strip_suffix(&suffix)?.split_once('.')?;
         self.service(ns, name)
     }
 
     /// The cluster FQDN of a Service.
-    pub fn service_host(&self, service: &Item<Service>) -> String {
+    pub fn service_host(&self, service: &Item<ServiceView>) -> String {
         format!(
             "{}.{}.svc.{}",
             service.name(),
@@ -429,7 +428,7 @@ impl<'a> Ctx<'a> {
 
     /// The Service that carries a node's own traffic: its DNS host name's Service, or the
     /// Service whose selector equals the node's pod labels.
-    pub fn node_service(&self, node: &Item<appmesh::VirtualNode>) -> Option<&'a Item<Service>> {
+    pub fn node_service(&self, node: &Item<appmesh::VirtualNode>) -> Option<&'a Item<ServiceView>> {
         let spec = &node.value.spec;
         if let Some(dns) = spec.service_discovery.as_ref().and_then(|d| d.dns.as_ref()) {
             let host = self.fqdn(&dns.hostname, node.namespace());
@@ -445,13 +444,7 @@ impl<'a> Ctx<'a> {
             .services_in(node.namespace())
             .iter()
             .copied()
-            .find(|s| {
-                s.value
-                    .spec
-                    .as_ref()
-                    .and_then(|sp| sp.selector.as_ref())
-                    .is_some_and(|sel| *sel == labels)
-            })
+            .find(|s| s.value.selector == labels)
     }
 
     /// Objects outside App Mesh v1beta2, and objects that failed to decode.

@@ -3,12 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use k8s_openapi::api::core::v1::Service;
 use serde_json::{Value, json};
 
 use crate::appmesh::{self, EgressFilterType, Protocol, Ref, TlsMode, VirtualNode, VirtualService};
 use crate::findings::{Code, Finding};
-use crate::inventory::{Item, Workload, WorkloadContainer};
+use crate::inventory::{Item, ServiceView, Workload, WorkloadContainer};
 use crate::istio;
 use crate::object::ObjectRef;
 
@@ -480,7 +479,7 @@ fn inbound_settings(listener: &appmesh::NodeListener) -> bool {
 /// What registers a node's host in Istio.
 enum Registry<'a> {
     /// A Service of the source that carries the node's own traffic.
-    Service(&'a Item<Service>),
+    Service(&'a Item<ServiceView>),
     /// A Service meshplan creates for a Cloud Map node that no Service selects.
     Created {
         /// Service name.
@@ -572,19 +571,14 @@ fn covering_service<'a>(
     ctx: &Ctx<'a>,
     node: &Item<VirtualNode>,
     labels: &BTreeMap<String, String>,
-) -> Option<&'a Item<Service>> {
+) -> Option<&'a Item<ServiceView>> {
     ctx.index
         .services_in(node.namespace())
         .iter()
         .copied()
         .find(|s| {
-            s.value
-                .spec
-                .as_ref()
-                .and_then(|sp| sp.selector.as_ref())
-                .is_some_and(|sel| {
-                    !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
-                })
+            let selector = &s.value.selector;
+            !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
         })
 }
 
@@ -803,14 +797,8 @@ fn cloud_map(
     };
     let replaced = match registry {
         Some(Registry::Service(service)) => {
-            let selector = service
-                .value
-                .spec
-                .as_ref()
-                .and_then(|s| s.selector.clone())
-                .unwrap_or_default();
             problems.extend(unselected(
-                &selector,
+                &service.value.selector,
                 &format!("Service `{}`", service.name()),
             ));
             format!(
@@ -836,14 +824,8 @@ fn cloud_map(
         }
         _ => match covering_service(ctx, node, &labels) {
             Some(service) => {
-                let selector = service
-                    .value
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.selector.clone())
-                    .unwrap_or_default();
                 problems.extend(unselected(
-                    &selector,
+                    &service.value.selector,
                     &format!("Service `{}`", service.name()),
                 ));
                 format!(

@@ -2,15 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-
 use crate::appmesh::{
     self, HttpMatch, Protocol, RetryPolicy, Route, RouteAction, RouteTimeout, VirtualNode,
     VirtualRouter, VirtualService,
 };
 use crate::findings::Code;
-use crate::inventory::Item;
+use crate::inventory::{Item, ServiceView};
 use crate::istio::{self, HttpRetry};
 use crate::object::ObjectRef;
 
@@ -244,12 +241,13 @@ fn retry_fields(prefix: &str) -> Vec<Field> {
 }
 
 /// The Service port that reaches a container port (by `port` or `targetPort`).
-pub(super) fn service_port(service: &Item<Service>, container_port: i64) -> Option<u32> {
-    let ports = service.value.spec.as_ref()?.ports.as_ref()?;
+pub(super) fn service_port(service: &Item<ServiceView>, container_port: i64) -> Option<u32> {
+    let ports = &service.value.ports;
     let by_port = ports.iter().find(|p| i64::from(p.port) == container_port);
-    let by_target = ports.iter().find(
-        |p| matches!(&p.target_port, Some(IntOrString::Int(t)) if i64::from(*t) == container_port),
-    );
+    let by_target = ports.iter().find(|p| {
+        p.target_port
+            .is_some_and(|t| i64::from(t) == container_port)
+    });
     by_port
         .or(by_target)
         .or(if ports.len() == 1 {
@@ -388,7 +386,7 @@ pub(super) fn translate(
     vs: &Item<VirtualService>,
     router: &Item<VirtualRouter>,
     host: &str,
-    service: &Item<Service>,
+    service: &Item<ServiceView>,
 ) {
     declare_protocols(ctx, router, service);
     let built = routes(ctx, vs, router, host, service);
@@ -419,7 +417,7 @@ pub(super) fn http_routes(
     vs: &Item<VirtualService>,
     router: &Item<VirtualRouter>,
     host: &str,
-    service: &Item<Service>,
+    service: &Item<ServiceView>,
 ) -> Vec<istio::HttpRoute> {
     routes(ctx, vs, router, host, service).http
 }
@@ -438,7 +436,7 @@ fn routes<'a>(
     vs: &Item<VirtualService>,
     router: &Item<VirtualRouter>,
     host: &str,
-    service: &Item<Service>,
+    service: &Item<ServiceView>,
 ) -> Built<'a> {
     let router_object = router.object_ref();
     let spec = &router.value.spec;
@@ -904,7 +902,7 @@ fn retries(ctx: &mut Ctx<'_>, policy: &RetryPolicy, router: &ObjectRef, field: &
 }
 
 /// Declares the router listeners' protocols on the host Service's ports.
-fn declare_protocols(ctx: &mut Ctx<'_>, router: &Item<VirtualRouter>, service: &Item<Service>) {
+fn declare_protocols(ctx: &mut Ctx<'_>, router: &Item<VirtualRouter>, service: &Item<ServiceView>) {
     for (i, listener) in router.value.spec.listeners.iter().enumerate() {
         let mapping = listener.port_mapping;
         let Some(number) = service_port(service, mapping.port) else {
@@ -928,7 +926,7 @@ fn declare_protocols(ctx: &mut Ctx<'_>, router: &Item<VirtualRouter>, service: &
 /// Sets `appProtocol` on a Service port whose name does not already declare the protocol.
 pub(super) fn declare_protocol(
     ctx: &mut Ctx<'_>,
-    service: &Item<Service>,
+    service: &Item<ServiceView>,
     number: u32,
     protocol: Protocol,
 ) {
@@ -975,7 +973,7 @@ fn subsets(
     vs: &Item<VirtualService>,
     router: &Item<VirtualRouter>,
     host: &str,
-    service: &Item<Service>,
+    service: &Item<ServiceView>,
     nodes: &[&Item<VirtualNode>],
     tcp_idle: Option<String>,
 ) {

@@ -2,11 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Service;
-
 use crate::appmesh::{Protocol, Ref, VirtualNode, VirtualRouter, VirtualService};
 use crate::findings::Code;
-use crate::inventory::Item;
+use crate::inventory::{Item, ServiceView};
 use crate::istio;
 
 use super::common::{arn_name, metadata};
@@ -338,7 +336,7 @@ pub(super) fn unused_overrides(ctx: &mut Ctx<'_>) {
 /// Gives a selector-less host Service the labels its target pods share.
 pub(super) fn ensure_selector(
     ctx: &mut Ctx<'_>,
-    service: &Item<Service>,
+    service: &Item<ServiceView>,
     common: &BTreeMap<String, String>,
     vs: &Item<VirtualService>,
 ) -> bool {
