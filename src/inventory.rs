@@ -103,9 +103,9 @@ pub struct Inventory {
 }
 
 /// What the translation reads of a Deployment: its pod template's labels, service account and
-/// containers. Each Deployment is decoded whole (k8s-openapi's `Deployment`) to check it, then only this
-/// is kept: the typed Deployment is 2.4 KB before its containers' 2.1 KB each, and a plan
-/// holds thousands.
+/// containers. Each Deployment is decoded whole (k8s-openapi's `Deployment`) to check it, then
+/// only this is kept: the typed Deployment is 2.4 KB before its containers' 2.1 KB each, and a
+/// plan holds thousands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Workload {
     /// The pod template's labels.
@@ -421,7 +421,7 @@ impl Inventory {
         Ok(())
     }
 
-    /// Makes room for `objects` in their kinds' lists up front: a typed Deployment is 2.5 KB,
+    /// Makes room for `objects` in their kinds' lists up front: a typed GatewayRoute is 1.5 KB,
     /// and growing a list of thousands of them one doubling at a time copies it all again.
     fn reserve<'v>(&mut self, objects: impl Iterator<Item = &'v Value>) {
         let mut counts = [0usize; Slot::COUNT];
@@ -733,6 +733,15 @@ mod tests {
         assert!(unique.check_unique().is_ok());
     }
 
+    /// The inventory filed exactly one object as invalid: `name`, for a reason starting `reason`.
+    fn assert_invalid(inventory: &Inventory, name: &str, reason: &str) {
+        let [(item, why)] = inventory.invalid.as_slice() else {
+            panic!("one invalid object: {:?}", inventory.invalid);
+        };
+        assert_eq!(item.name(), name);
+        assert!(why.starts_with(reason), "{why}");
+    }
+
     #[test]
     fn a_deployment_is_checked_whole_and_kept_as_the_translation_reads_it() {
         let text = "\
@@ -781,14 +790,7 @@ spec:
                 ],
             }
         );
-        let [(broken, reason)] = inventory.invalid.as_slice() else {
-            panic!("one invalid object: {:?}", inventory.invalid);
-        };
-        assert_eq!(broken.name(), "broken");
-        assert!(
-            reason.starts_with("field `spec.replicas`: invalid type"),
-            "{reason}"
-        );
+        assert_invalid(&inventory, "broken", "field `spec.replicas`: invalid type");
     }
 
     #[test]
@@ -821,13 +823,10 @@ spec:
                 ports: vec![port(80, Some(8080)), port(9000, None), port(9090, None)],
             }
         );
-        let [(broken, reason)] = inventory.invalid.as_slice() else {
-            panic!("one invalid object: {:?}", inventory.invalid);
-        };
-        assert_eq!(broken.name(), "broken");
-        assert!(
-            reason.starts_with("field `spec.ports[0].port`: invalid type"),
-            "{reason}"
+        assert_invalid(
+            &inventory,
+            "broken",
+            "field `spec.ports[0].port`: invalid type",
         );
     }
 }
