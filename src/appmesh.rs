@@ -193,15 +193,16 @@ pub struct VirtualNodeSpec {
     /// Backend groups this node calls.
     #[serde(default)]
     pub backend_groups: Vec<Ref>,
-    /// Client policy for every backend.
+    /// Client policy for every backend. Boxed, as are the two fields after it: often unset, and
+    /// a plan holds thousands of nodes.
     #[serde(default)]
-    pub backend_defaults: Option<BackendDefaults>,
+    pub backend_defaults: Option<Box<BackendDefaults>>,
     /// How clients find the node.
     #[serde(default)]
-    pub service_discovery: Option<ServiceDiscovery>,
+    pub service_discovery: Option<Box<ServiceDiscovery>>,
     /// Access logging.
     #[serde(default)]
-    pub logging: Option<Logging>,
+    pub logging: Option<Box<Logging>>,
 }
 
 /// A virtual node listener.
@@ -943,7 +944,7 @@ pub struct VirtualGatewaySpec {
     pub aws_name: Option<String>,
     /// Client TLS toward backends.
     #[serde(default)]
-    pub backend_defaults: Option<BackendDefaults>,
+    pub backend_defaults: Option<Box<BackendDefaults>>,
     /// Which gateway routes attach.
     #[serde(default)]
     pub gateway_route_selector: Option<LabelSelector>,
@@ -952,7 +953,7 @@ pub struct VirtualGatewaySpec {
     pub listeners: Vec<GatewayListener>,
     /// Access logging.
     #[serde(default)]
-    pub logging: Option<Logging>,
+    pub logging: Option<Box<Logging>>,
     /// Namespaces whose gateway routes attach.
     #[serde(default)]
     pub namespace_selector: Option<LabelSelector>,
@@ -988,15 +989,15 @@ pub struct GatewayRouteSpec {
     /// 0 (first) to 1000.
     #[serde(default)]
     pub priority: Option<i64>,
-    /// HTTP/1 route.
+    /// HTTP/1 route. The three routes are boxed: a route sets one, and a plan holds thousands.
     #[serde(default)]
-    pub http_route: Option<GatewayHttpRoute>,
+    pub http_route: Option<Box<GatewayHttpRoute>>,
     /// HTTP/2 route.
     #[serde(default)]
-    pub http2_route: Option<GatewayHttpRoute>,
+    pub http2_route: Option<Box<GatewayHttpRoute>>,
     /// gRPC route.
     #[serde(default)]
-    pub grpc_route: Option<GatewayGrpcRoute>,
+    pub grpc_route: Option<Box<GatewayGrpcRoute>>,
     /// The gateway (set by the webhook).
     #[serde(default)]
     pub virtual_gateway_ref: Option<Ref>,
