@@ -421,7 +421,7 @@ impl Inventory {
         Ok(())
     }
 
-    /// Makes room for `objects` in their kinds' lists up front: a typed GatewayRoute is 1.5 KB,
+    /// Makes room for `objects` in their kinds' lists up front: a typed VirtualNode is 0.6 KB,
     /// and growing a list of thousands of them one doubling at a time copies it all again.
     fn reserve<'v>(&mut self, objects: impl Iterator<Item = &'v Value>) {
         let mut counts = [0usize; Slot::COUNT];
