@@ -9,6 +9,11 @@ use crate::object::ObjectRef;
 
 use super::{MANAGED_BY, SOURCE_ANNOTATION};
 
+/// True when `labels` has every label of `wanted` with the same value (any labels have none).
+pub fn carries(labels: &BTreeMap<String, String>, wanted: &BTreeMap<String, String>) -> bool {
+    wanted.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
 /// An App Mesh duration as an Istio duration string; `None` for zero (Istio rejects `0s` on most
 /// fields, where App Mesh's 0 means "disabled").
 pub fn duration(d: &appmesh::Duration) -> Option<String> {

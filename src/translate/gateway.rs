@@ -15,7 +15,7 @@ use crate::istio::{self, HttpMatchRequest, HttpRewrite, RegexRewrite, StringMatc
 use crate::object::ObjectRef;
 
 use super::Ctx;
-use super::common::{dns_label, metadata, millis_text, re2_escape};
+use super::common::{carries, dns_label, metadata, millis_text, re2_escape};
 use super::coverage::{Disposition, Field, field, mesh_ref, selector};
 use super::matching;
 use super::node::{access_log, client_tls, connection_pool, health_check};
@@ -355,9 +355,8 @@ fn bind(
 fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
     let equal = selector
         .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
+        .as_ref()
+        .is_none_or(|wanted| carries(labels, wanted));
     equal
         && selector.match_expressions.iter().flatten().all(|e| {
             let value = labels.get(&e.key);
@@ -457,10 +456,7 @@ fn deployment_finding(
         .index
         .deployments_in(gateway.namespace())
         .iter()
-        .filter(|d| {
-            let pod_labels = &d.value.template_labels;
-            labels.iter().all(|(k, v)| pod_labels.get(k) == Some(v))
-        })
+        .filter(|d| carries(&d.value.template_labels, labels))
         .map(|d| d.name())
         .collect();
     let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}: {v}")).collect();
@@ -469,10 +465,7 @@ fn deployment_finding(
         .index
         .services_in(gateway.namespace())
         .iter()
-        .filter(|svc| {
-            let selector = &svc.value.selector;
-            !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-        })
+        .filter(|svc| !svc.value.selector.is_empty() && carries(labels, &svc.value.selector))
         .map(|svc| format!("`{}`", svc.name()))
         .collect();
     let keep = if services.is_empty() {

@@ -11,7 +11,7 @@ use crate::inventory::{Item, ServiceView, Workload, WorkloadContainer};
 use crate::istio;
 use crate::object::ObjectRef;
 
-use super::common::{arn_name, dns_label, metadata};
+use super::common::{arn_name, carries, dns_label, metadata};
 use super::coverage::{Disposition, Field, duration, field, mesh_ref, selector};
 use super::mesh::{AWS_APIS_HOST, aws_apis_namespace};
 use super::service::by_arn;
@@ -344,7 +344,7 @@ fn overlaps(ctx: &mut Ctx<'_>, nodes: &[&Item<VirtualNode>]) {
             .get(deployment.namespace())
             .map_or(&[][..], Vec::as_slice)
             .iter()
-            .filter(|(_, labels)| labels.iter().all(|(k, v)| template.get(k) == Some(v)))
+            .filter(|(_, labels)| carries(template, labels))
             .map(|(node, _)| *node)
             .collect();
         let [first, rest @ ..] = matching.as_slice() else {
@@ -576,10 +576,7 @@ fn covering_service<'a>(
         .services_in(node.namespace())
         .iter()
         .copied()
-        .find(|s| {
-            let selector = &s.value.selector;
-            !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-        })
+        .find(|s| !s.value.selector.is_empty() && carries(labels, &s.value.selector))
 }
 
 /// True when a router sends traffic to the node (its pods are then reached through the
@@ -786,7 +783,7 @@ fn cloud_map(
     // labels keeps the filter's meaning; a broader one (other nodes' pods too) must select by
     // the filter itself.
     let unselected = |selector: &BTreeMap<String, String>, by: &str| -> Vec<String> {
-        if labels.iter().all(|(k, v)| selector.get(k) == Some(v)) {
+        if carries(selector, &labels) {
             return Vec::new();
         }
         filter
@@ -1726,10 +1723,7 @@ pub(super) fn deployments<'a>(
         .deployments_in(namespace)
         .iter()
         .copied()
-        .filter(|d| {
-            let template = &d.value.template_labels;
-            labels.iter().all(|(k, v)| template.get(k) == Some(v))
-        })
+        .filter(|d| carries(&d.value.template_labels, labels))
         .collect()
 }
 

@@ -11,7 +11,7 @@ use crate::inventory::{Item, ServiceView};
 use crate::istio::{self, HttpRetry};
 use crate::object::ObjectRef;
 
-use super::common::{duration, metadata, millis_text};
+use super::common::{carries, duration, metadata, millis_text};
 use super::coverage::{Disposition, Field, duration as duration_fields, field};
 use super::matching::{self, Problem};
 use super::service::{by_arn, ensure_selector, override_key, ref_name};
@@ -1045,7 +1045,7 @@ fn subsets(
         serde_json::from_value(ctx.service_now(service)["spec"]["selector"].clone())
             .unwrap_or_default();
     for (node, labels) in nodes.iter().zip(&selectors) {
-        if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        if !carries(labels, &selector) {
             ctx.finding(
                 Code::SubsetLabels,
                 &router_object,
