@@ -16,6 +16,7 @@ const AT_ONCE: usize = 16;
 
 /// Checks every permission in `needed`; `ClusterError::Forbidden` lists the missing ones.
 pub async fn check_access(cluster: &Cluster, needed: &[Access]) -> Result<(), ClusterError> {
+    cluster.discover(&api_versions(needed)).await;
     let mut missing = Vec::new();
     for batch in needed.chunks(AT_ONCE) {
         let mut reviews = JoinSet::new();
@@ -70,6 +71,14 @@ pub async fn check_access(cluster: &Cluster, needed: &[Access]) -> Result<(), Cl
     } else {
         Err(ClusterError::Forbidden(missing))
     }
+}
+
+/// The group-versions of `needed`, each once.
+pub(super) fn api_versions(needed: &[Access]) -> Vec<&str> {
+    let mut versions: Vec<&str> = needed.iter().map(|a| a.api_version.as_str()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    versions
 }
 
 /// `create destinationrules.networking.istio.io in namespace shop`, as `kubectl auth can-i` names it.

@@ -144,8 +144,8 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
-/// LISTs sent at once while reading the inventory.
-const LISTS_AT_ONCE: usize = 8;
+/// Reads (the inventory's LISTs, preflight's GETs) sent at once.
+const READS_AT_ONCE: usize = 8;
 
 /// One LIST of the inventory.
 struct Read {
@@ -238,7 +238,7 @@ pub async fn inventory(
     // most a few lists are held besides the inventory.
     let mut lists = futures_util::stream::iter(&reads)
         .map(|read| async move { (read, read.list(client).await) })
-        .buffered(LISTS_AT_ONCE);
+        .buffered(READS_AT_ONCE);
     let mut inventory = Inventory::default();
     let mut index = 0;
     while let Some((read, objects)) = lists.next().await {
@@ -274,29 +274,7 @@ pub async fn preflight(
     secrets: bool,
 ) -> Result<(), ClusterError> {
     use crate::object::ObjectRef;
-    let appmesh = ObjectRef::new(appmesh::API_VERSION, "VirtualNode", Some("default"), "x");
-    if cluster.resource(&appmesh).await.is_err() {
-        return Err(ClusterError::Check(
-            "this cluster does not serve the App Mesh CRDs (appmesh.k8s.aws/v1beta2): check the \
-             kubeconfig context; there is no App Mesh here to migrate"
-                .to_owned(),
-        ));
-    }
-    if istio {
-        let vs = ObjectRef::new(
-            "networking.istio.io/v1",
-            "VirtualService",
-            Some("default"),
-            "x",
-        );
-        if cluster.resource(&vs).await.is_err() {
-            return Err(ClusterError::Check(
-                "this cluster does not serve the Istio CRDs (networking.istio.io/v1): install Istio \
-                 first (its CRDs and istiod), then apply"
-                    .to_owned(),
-            ));
-        }
-    }
+    use futures_util::{StreamExt, TryStreamExt};
     // Reading the inventory: one LIST per kind per namespace, and the cluster's namespaces and meshes.
     let mut reads = vec![
         Access::new("list", "v1", "Namespace", None),
@@ -315,17 +293,48 @@ pub async fn preflight(
             reads.push(Access::new("list", "v1", "Secret", Some(namespace)));
         }
     }
-    check_access(cluster, &reads).await?;
-    let missing: Vec<&str> = {
-        let mut missing = Vec::new();
-        for namespace in namespaces {
-            let object = ObjectRef::new("v1", "Namespace", None, namespace);
-            if cluster.get(&object).await?.is_none() {
-                missing.push(namespace.as_str());
-            }
+    // Every group-version the checks below look up, discovered at once rather than in turn.
+    let istio_version = "networking.istio.io/v1";
+    let mut versions = access::api_versions(&reads);
+    versions.push(appmesh::API_VERSION);
+    if istio {
+        versions.push(istio_version);
+    }
+    versions.sort_unstable();
+    versions.dedup();
+    cluster.discover(&versions).await;
+    let appmesh = ObjectRef::new(appmesh::API_VERSION, "VirtualNode", Some("default"), "x");
+    if cluster.resource(&appmesh).await.is_err() {
+        return Err(ClusterError::Check(
+            "this cluster does not serve the App Mesh CRDs (appmesh.k8s.aws/v1beta2): check the \
+             kubeconfig context; there is no App Mesh here to migrate"
+                .to_owned(),
+        ));
+    }
+    if istio {
+        let vs = ObjectRef::new(istio_version, "VirtualService", Some("default"), "x");
+        if cluster.resource(&vs).await.is_err() {
+            return Err(ClusterError::Check(
+                "this cluster does not serve the Istio CRDs (networking.istio.io/v1): install Istio \
+                 first (its CRDs and istiod), then apply"
+                    .to_owned(),
+            ));
         }
-        missing
-    };
+    }
+    check_access(cluster, &reads).await?;
+    let found: Vec<(&String, bool)> = futures_util::stream::iter(namespaces)
+        .map(|namespace| async move {
+            let object = ObjectRef::new("v1", "Namespace", None, namespace);
+            Ok::<_, ClusterError>((namespace, cluster.get(&object).await?.is_some()))
+        })
+        .buffered(READS_AT_ONCE)
+        .try_collect()
+        .await?;
+    let missing: Vec<&str> = found
+        .into_iter()
+        .filter(|(_, found)| !found)
+        .map(|(namespace, _)| namespace.as_str())
+        .collect();
     if !missing.is_empty() {
         return Err(ClusterError::Check(format!(
             "namespace(s) {} of `source.namespaces` do not exist in this cluster",

@@ -56,38 +56,9 @@ impl Cluster {
             what: format!("discovering {} {}", object.api_version, object.kind),
             source,
         };
-        let known = self
-            .resources
-            .lock()
+        self.served(&object.api_version)
             .await
-            .get(&object.api_version)
-            .cloned();
-        let served = match known {
-            Some(served) => served,
-            None => {
-                let (group, version) = match object.api_version.rsplit_once('/') {
-                    Some((g, v)) => (g, v),
-                    None => ("", object.api_version.as_str()),
-                };
-                let gv = GroupVersion::gv(group, version);
-                let found = retry(|| pinned_group(&self.client, &gv))
-                    .await
-                    .map_err(discovering)?;
-                let served: Arc<Vec<ApiResource>> = Arc::new(
-                    found
-                        .versioned_resources(version)
-                        .into_iter()
-                        .map(|(resource, _)| resource)
-                        .collect(),
-                );
-                self.resources
-                    .lock()
-                    .await
-                    .insert(object.api_version.clone(), served.clone());
-                served
-            }
-        };
-        served
+            .map_err(discovering)?
             .iter()
             .find(|r| r.kind == object.kind)
             .cloned()
@@ -96,6 +67,35 @@ impl Cluster {
                     format!("{} {}", object.api_version, object.kind),
                 )))
             })
+    }
+
+    /// Discovers the group-versions not yet known, all at once (a request each), so that the
+    /// lookups that follow need no round trip. A failure is not kept: the lookup of a kind of
+    /// that group-version asks again and reports it.
+    pub async fn discover(&self, api_versions: &[&str]) {
+        futures_util::future::join_all(api_versions.iter().map(|v| self.served(v))).await;
+    }
+
+    /// The resources served in a group-version, discovered on first use.
+    async fn served(&self, api_version: &str) -> Result<Arc<Vec<ApiResource>>, kube::Error> {
+        if let Some(served) = self.resources.lock().await.get(api_version) {
+            return Ok(served.clone());
+        }
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gv = GroupVersion::gv(group, version);
+        let found = retry(|| pinned_group(&self.client, &gv)).await?;
+        let served: Arc<Vec<ApiResource>> = Arc::new(
+            found
+                .versioned_resources(version)
+                .into_iter()
+                .map(|(resource, _)| resource)
+                .collect(),
+        );
+        self.resources
+            .lock()
+            .await
+            .insert(api_version.to_owned(), served.clone());
+        Ok(served)
     }
 
     async fn api(&self, object: &ObjectRef) -> Result<Api<DynamicObject>, ClusterError> {

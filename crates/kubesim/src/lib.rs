@@ -47,6 +47,7 @@ pub mod authz;
 pub mod controllers;
 pub mod crd;
 pub mod defaults;
+mod delay;
 pub mod discovery;
 pub mod error;
 pub mod faults;

@@ -436,10 +436,10 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response<Body> {
     let mut lost = false;
     match app.faults.check(&verb, &resource, &ns, &name) {
         Outcome::Pass => {}
-        Outcome::Delay(d) => tokio::time::sleep(d).await,
+        Outcome::Delay(d) => crate::delay::sleep(d).await,
         Outcome::Respond(r) => return r,
         Outcome::DelayThenRespond(d, r) => {
-            tokio::time::sleep(d).await;
+            crate::delay::sleep(d).await;
             return r;
         }
         Outcome::ServeThenDrop => lost = true,
