@@ -13,12 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::object::ObjectRef;
-use crate::state::{Journal, LockError, StateError, StepState, Store};
+use crate::state::{Journal, LockError, Recorder, StateError, StepState, Store};
 use crate::steps::{Action, StepGraph};
 
 /// How the engine runs.
@@ -139,7 +138,7 @@ async fn apply_locked(
     options.scope.check(graph)?;
     // Written whole once; the steps' progress is then appended to it.
     journal.save(&options.store).await?;
-    let journal = Arc::new(Mutex::new(journal));
+    let journal = Arc::new(Recorder::new(journal, options.store.clone()));
     // Running steps report progress through a channel: they outlive this borrow of `report`.
     let (progress, mut progressed) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let mut running: JoinSet<(String, Result<(), ClusterError>)> = JoinSet::new();
@@ -203,30 +202,45 @@ async fn apply_locked(
             break;
         };
         settled = true;
-        let (id, result) = joined.expect("step tasks do not panic");
-        let mut j = journal.lock().await;
-        let record = j.step(&id);
-        record.finished_at = Some(jiff::Timestamp::now().to_string());
-        let event = match result {
-            Ok(()) => {
-                tracing::info!(step = %id, "step finished");
-                record.state = StepState::Done;
-                record.error = None;
-                Event::Finished(id.clone())
+        // The steps that have ended by now are recorded together, in one write.
+        let mut ended = vec![joined];
+        while let Some(more) = running.try_join_next() {
+            ended.push(more);
+        }
+        let mut events = Vec::with_capacity(ended.len());
+        let ticket = {
+            let mut j = journal.lock().await;
+            let mut ticket = None;
+            for joined in ended {
+                let (id, result) = joined.expect("step tasks do not panic");
+                let record = j.step(&id);
+                record.finished_at = Some(jiff::Timestamp::now().to_string());
+                events.push(match result {
+                    Ok(()) => {
+                        tracing::info!(step = %id, "step finished");
+                        record.state = StepState::Done;
+                        record.error = None;
+                        Event::Finished(id.clone())
+                    }
+                    Err(error) => {
+                        tracing::info!(step = %id, %error, "step failed");
+                        record.state = StepState::Failed;
+                        record.error = Some(error.to_string());
+                        failure.get_or_insert((id.clone(), error.to_string()));
+                        Event::Failed(id.clone(), error.to_string())
+                    }
+                });
+                ticket = Some(journal.queue(&j, &id));
             }
-            Err(error) => {
-                tracing::info!(step = %id, %error, "step failed");
-                record.state = StepState::Failed;
-                record.error = Some(error.to_string());
-                failure.get_or_insert((id.clone(), error.to_string()));
-                Event::Failed(id.clone(), error.to_string())
-            }
+            ticket.expect("a step ended")
         };
-        // Reported once it is recorded.
-        j.save_step(&options.store, &id).await?;
-        report(event);
+        // Reported once they are recorded.
+        journal.store(ticket).await?;
+        for event in events {
+            report(event);
+        }
     }
-    let journal = journal.lock().await.clone();
+    let journal = journal.snapshot().await;
     match failure {
         Some((step, message)) => Err(EngineError::Step { step, message }),
         None if !journal.complete() => Err(EngineError::Interrupted),
@@ -237,7 +251,7 @@ async fn apply_locked(
 async fn run_step(
     cluster: &Cluster,
     step: &crate::steps::Step,
-    journal: &Arc<Mutex<Journal>>,
+    journal: &Recorder,
     options: &Options,
     progress: &(dyn Fn(String) + Send + Sync),
 ) -> Result<(), ClusterError> {
@@ -250,7 +264,7 @@ async fn run_step(
     } else {
         known
     };
-    {
+    let ticket = {
         let mut j = journal.lock().await;
         let record = j.step(&step.id);
         record.state = StepState::Running;
@@ -258,10 +272,12 @@ async fn run_step(
             .started_at
             .get_or_insert_with(|| jiff::Timestamp::now().to_string());
         record.pre_images = pre_images;
-        j.save_step(&options.store, &step.id)
-            .await
-            .map_err(|e| ClusterError::Check(format!("saving the journal: {e}")))?;
-    }
+        journal.queue(&j, &step.id)
+    };
+    journal
+        .store(ticket)
+        .await
+        .map_err(|e| ClusterError::Check(format!("saving the journal: {e}")))?;
     actions::act(cluster, step, &observed, options, progress).await
 }
 

@@ -160,13 +160,20 @@ impl Journal {
     /// Records the current state of step `id`: appended to the journal file; a ConfigMap, which
     /// cannot append, is written whole.
     pub async fn save_step(&self, store: &Store, id: &str) -> Result<(), StateError> {
+        store
+            .append(JOURNAL, &self.update_line(id), || self.to_text())
+            .await
+    }
+
+    /// Step `id`'s record as logged after the whole journal, on a line of its own.
+    pub(super) fn update_line(&self, id: &str) -> String {
         let update = UpdateRef {
             step: id,
             record: self.steps.get(id).expect("a step of this journal"),
         };
         let mut line = serde_json::to_string(&update).expect("step records serialise");
         line.push('\n');
-        store.append(JOURNAL, &line, || self.to_text()).await
+        line
     }
 
     /// The record of a step (created pending when unknown).

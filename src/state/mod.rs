@@ -11,12 +11,14 @@ mod configmap;
 mod journal;
 mod lease;
 mod lock;
+mod recorder;
 mod store;
 
 pub use configmap::ConfigMapDocs;
 pub use journal::{Journal, PreImage, StepRecord, StepState};
 pub use lease::{LEASE_SECONDS, LeaseGuard, LeaseLock};
 pub use lock::{Holder, LockError, LockGuard};
+pub use recorder::{Recorder, Ticket};
 pub use store::{Lock, Store, object_name};
 
 /// The key of the checkpoint journal in a store.
@@ -76,6 +78,15 @@ pub enum StateError {
         /// Where the state lives.
         location: String,
         /// What is wrong.
+        message: String,
+    },
+    /// A step record was not stored: the write of an earlier record failed, and the journal
+    /// takes no record after a gap.
+    #[error("{location}: a step record was not stored, as an earlier write failed: {message}")]
+    NotRecorded {
+        /// Where the state lives.
+        location: String,
+        /// Why the earlier write failed.
         message: String,
     },
     /// The journal belongs to another version of the plan.

@@ -147,6 +147,11 @@ impl Store {
         }
     }
 
+    /// Whether documents are appended to (files) rather than replaced whole (a ConfigMap).
+    pub fn appends(&self) -> bool {
+        matches!(self, Store::Files { .. })
+    }
+
     /// Adds `line` to the end of a document: appended and synced to a file; a ConfigMap, which
     /// cannot append, is replaced by `whole` (the document with the line).
     pub async fn append(
