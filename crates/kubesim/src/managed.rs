@@ -1,6 +1,6 @@
 //! `metadata.managedFields`: per-manager ownership records and their update rules.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::fieldset::FieldSet;
 use crate::shape::Shape;
@@ -86,14 +86,22 @@ pub fn set_entries_keeping(obj: &mut Value, mut entries: Vec<Entry>, stored: &[E
             if let Some(json) = same.and_then(|i| kept.get_mut(i)).filter(|j| !j.is_null()) {
                 return json.take();
             }
-            let mut v = json!({
-                "manager": e.manager, "operation": e.operation, "apiVersion": e.api_version,
-                "time": e.time, "fieldsType": "FieldsV1", "fieldsV1": e.fields.to_json(),
-            });
-            if let Some(s) = &e.subresource {
-                v["subresource"] = json!(s);
+            // Built in place: `json!` would copy the rendered field set once more.
+            let mut v = serde_json::Map::with_capacity(7);
+            for (key, value) in [
+                ("manager", &e.manager),
+                ("operation", &e.operation),
+                ("apiVersion", &e.api_version),
+                ("time", &e.time),
+            ] {
+                v.insert(key.into(), Value::String(value.clone()));
             }
-            v
+            v.insert("fieldsType".into(), Value::String("FieldsV1".into()));
+            v.insert("fieldsV1".into(), e.fields.to_json());
+            if let Some(s) = &e.subresource {
+                v.insert("subresource".into(), Value::String(s.clone()));
+            }
+            Value::Object(v)
         })
         .collect();
     if let Some(m) = obj["metadata"].as_object_mut() {
@@ -159,6 +167,7 @@ pub fn record_update(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn entry(manager: &str, fields: Value) -> Value {
         json!({"manager": manager, "operation": "Update", "apiVersion": "v1",

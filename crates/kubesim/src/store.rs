@@ -881,24 +881,31 @@ impl State {
             let Some(o) = &old else {
                 return Err(ApiError::not_found(&res.qualified(), name));
             };
-            let mut merged = Value::clone(o);
-            merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
-            if merged["status"].is_null() {
+            // Most status writes (a controller's, a client's read-modify-write) change only the
+            // status: such a write is the stored object already, with no copy of it to make.
+            let mut merged = if same_but_status(&new, o) {
+                new
+            } else {
+                let mut merged = Value::clone(o);
+                merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+                if new["metadata"].get("managedFields") != o["metadata"].get("managedFields") {
+                    merged["metadata"]["managedFields"] = new["metadata"]["managedFields"].clone();
+                }
+                // The Deployment status strategy keeps only spec and labels from storage, so
+                // status writes may change annotations (the controller records revisions so).
+                if res.group == "apps"
+                    && res.kind == "Deployment"
+                    && new["metadata"]["annotations"].is_object()
+                {
+                    merged["metadata"]["annotations"] = new["metadata"]["annotations"].clone();
+                }
+                merged
+            };
+            if merged.get("status").is_some_and(Value::is_null) {
                 merged
                     .as_object_mut()
                     .expect("stored objects are objects")
                     .remove("status");
-            }
-            if new["metadata"].get("managedFields") != o["metadata"].get("managedFields") {
-                merged["metadata"]["managedFields"] = new["metadata"]["managedFields"].clone();
-            }
-            // The Deployment status strategy keeps only spec and labels from storage, so status
-            // writes may change annotations (the controller records revisions this way).
-            if res.group == "apps"
-                && res.kind == "Deployment"
-                && new["metadata"]["annotations"].is_object()
-            {
-                merged["metadata"]["annotations"] = new["metadata"]["annotations"].clone();
             }
             new = merged;
         } else if sub.is_some() {
@@ -1518,6 +1525,18 @@ fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
         .into_iter()
         .flatten()
         .filter_map(|r| r["uid"].as_str())
+}
+
+/// Whether `new` and `old` are the same object but for their status: the same fields in the
+/// same order, each equal (compared in place, without copying either).
+fn same_but_status(new: &Value, old: &Value) -> bool {
+    let (Some(new), Some(old)) = (new.as_object(), old.as_object()) else {
+        return false;
+    };
+    fn rest(m: &serde_json::Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
+        m.iter().filter(|(k, _)| *k != "status")
+    }
+    rest(new).eq(rest(old))
 }
 
 #[cfg(test)]

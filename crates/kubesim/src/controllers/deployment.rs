@@ -162,8 +162,9 @@ fn write_status(
 fn new_pod(rs: &Value, ns: &str, template: &Value) -> Value {
     let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"generateName": format!("{}-", meta_str(rs, "name")), "namespace": ns,
-            "labels": template["metadata"]["labels"].clone(), "ownerReferences": [owner_ref(rs, "ReplicaSet", "apps/v1")]},
-        "spec": template["spec"].clone()});
+            "labels": template["metadata"]["labels"], "ownerReferences": [owner_ref(rs, "ReplicaSet", "apps/v1")]}});
+    // Inserted, not given to `json!`, which would copy the spec once more.
+    pod["spec"] = template["spec"].clone();
     if let Some(a) = template["metadata"]["annotations"].as_object() {
         pod["metadata"]["annotations"] = Value::Object(a.clone());
     }
