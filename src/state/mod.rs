@@ -3,8 +3,8 @@
 //! The journal records, per step, its state, timing, error and the pre-images of the objects it
 //! touched, so that an interrupted `apply` resumes and `rollback` restores. A file is written
 //! whole atomically (temporary file, fsync, rename, fsync of the folder) when a run starts, then
-//! each step update is appended and synced: a crash leaves every acknowledged update and at most
-//! a torn last one, which reading ignores. In the cluster, a ConfigMap holds it, written whole
+//! each step update is appended and synced, those made at once together ([`Recorder`]): a crash
+//! leaves every acknowledged update and at most a torn last one, which reading ignores. In the cluster, a ConfigMap holds it, written whole
 //! with resourceVersion preconditions, and a Lease is the lock.
 
 mod configmap;

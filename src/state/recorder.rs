@@ -1,8 +1,8 @@
 //! The journal of a running apply, shared by the steps running at once, whose step records are
-//! stored in groups: a record made while a write is under way goes out with every other record
-//! made meanwhile, in one append and one sync (a ConfigMap: one replace). Steps start and end 16
-//! at a time; each record synced on its own cost a sync per start and per end (520 for the
-//! 1k-object benchmark), made one after the other under the journal's lock.
+//! stored in groups (group commit): a record made while a write is under way goes out with every
+//! other record made meanwhile, in one append and one sync (a ConfigMap: one replace). With
+//! `--concurrency` steps starting and ending at once, a sync per record (two per step: 520 for
+//! the 1k-object benchmark) made them wait for each other's syncs under the journal's lock.
 
 use std::sync::Mutex as SyncMutex;
 
