@@ -346,3 +346,54 @@ async fn rollback_to_a_step_keeps_it_and_what_came_before() {
     std::fs::remove_dir_all(&dir).unwrap();
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_without_the_istio_sidecar_fails_the_check_that_names_it() {
+    let server = cluster().await;
+    let client = meshplan::cluster::connect_yaml(&server.kubeconfig_yaml())
+        .await
+        .unwrap();
+    let cluster = Cluster::new(client);
+    // The red Deployment opts out of Istio's injection: once restarted, it runs no sidecar.
+    let red = ObjectRef::new("apps/v1", "Deployment", Some("howto-k8s-http2"), "red");
+    cluster
+        .merge(
+            &red,
+            &serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+                "sidecar.istio.io/inject": "false"}}}}}),
+        )
+        .await
+        .unwrap();
+    let (dir, options) = options("meshplan-engine-no-sidecar");
+    let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
+    let planned = pipeline::plan_offline(plan, None).unwrap();
+    let err = engine::apply(&cluster, &planned.graph, "fp", &options, &|_| {})
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message
+            .starts_with("step `verify-sidecars-howto-k8s-http2` failed: pod howto-k8s-http2/red-"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(
+            " of Deployment red runs [\"app\"]: expected istio-proxy and no App Mesh envoy"
+        ),
+        "{message}"
+    );
+    // Nothing after the check ran: App Mesh is still there.
+    assert!(
+        get(
+            &cluster,
+            "appmesh.k8s.aws/v1beta2",
+            "VirtualRouter",
+            Some("howto-k8s-http2"),
+            "color"
+        )
+        .await
+        .is_some()
+    );
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -303,12 +303,11 @@ pub async fn act(
             deployments,
         } => {
             for (deployment, pods) in pods_of(cluster, namespace, deployments).await? {
-                for pod in &pods {
-                    let names = container_names(pod);
-                    if !names.contains(&"istio-proxy") || names.contains(&"envoy") {
+                for (pod, names) in &pods {
+                    let runs = |container: &str| names.iter().any(|n| n == container);
+                    if !runs("istio-proxy") || runs("envoy") {
                         return Err(ClusterError::Check(format!(
-                            "pod {namespace}/{} of Deployment {deployment} runs {names:?}: expected istio-proxy and no App Mesh envoy",
-                            pod["metadata"]["name"].as_str().unwrap_or_default()
+                            "pod {namespace}/{pod} of Deployment {deployment} runs {names:?}: expected istio-proxy and no App Mesh envoy"
                         )));
                     }
                 }
@@ -551,12 +550,13 @@ fn rollout_progress(deployment: &Value) -> String {
 }
 
 /// The live pods of each named Deployment of a namespace (matched by the Deployment's
-/// `matchLabels`), from one LIST of Deployments and one of Pods, whatever their number.
+/// `matchLabels`), each as its name and its containers' names, from one LIST of Deployments and
+/// one of Pods, whatever their number.
 async fn pods_of(
     cluster: &Cluster,
     namespace: &str,
     deployments: &[String],
-) -> Result<Vec<(String, Vec<Value>)>, ClusterError> {
+) -> Result<Vec<(String, Vec<(String, Vec<String>)>)>, ClusterError> {
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::{Api, ListParams};
@@ -600,16 +600,15 @@ async fn pods_of(
                     .iter()
                     .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
             })
-            .map(|p| serde_json::to_value(p).expect("pods serialise"))
+            .map(|p| {
+                let containers = p.spec.iter().flat_map(|s| &s.containers);
+                (
+                    p.metadata.name.clone().unwrap_or_default(),
+                    containers.map(|c| c.name.clone()).collect(),
+                )
+            })
             .collect();
         out.push((name.clone(), selected));
     }
     Ok(out)
-}
-
-fn container_names(pod: &Value) -> Vec<&str> {
-    pod["spec"]["containers"]
-        .as_array()
-        .map(|c| c.iter().filter_map(|c| c["name"].as_str()).collect())
-        .unwrap_or_default()
 }
