@@ -38,6 +38,26 @@ fn options(name: &str) -> (std::path::PathBuf, Options) {
     (dir, options)
 }
 
+/// A client of the simulated cluster.
+async fn connected(server: &kubesim::RunningServer) -> Cluster {
+    let client = meshplan::cluster::connect_yaml(&server.kubeconfig_yaml())
+        .await
+        .unwrap();
+    Cluster::new(client)
+}
+
+/// The color app's App Mesh VirtualRouter in `ns`, if it is there.
+async fn color_router(cluster: &Cluster, ns: Option<&str>) -> Option<Value> {
+    get(
+        cluster,
+        "appmesh.k8s.aws/v1beta2",
+        "VirtualRouter",
+        ns,
+        "color",
+    )
+    .await
+}
+
 /// Every pod of the color app runs the `with` proxy and not the `without` one.
 async fn assert_sidecars(cluster: &Cluster, with: &str, without: &str) {
     for c in common::containers(cluster).await {
@@ -62,10 +82,7 @@ async fn get(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn color_app_migrates_in_place_and_rolls_back() {
     let server = cluster().await;
-    let client = meshplan::cluster::connect_yaml(&server.kubeconfig_yaml())
-        .await
-        .unwrap();
-    let cluster = Cluster::new(client);
+    let cluster = connected(&server).await;
     let (dir, options) = options("meshplan-engine");
     let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
     let planned = pipeline::plan_offline(plan, None).unwrap();
@@ -129,15 +146,9 @@ async fn color_app_migrates_in_place_and_rolls_back() {
     assert!(namespace["metadata"]["labels"].get("mesh").is_none());
     assert_sidecars(&cluster, "istio-proxy", "envoy").await;
     assert!(
-        get(
-            &cluster,
-            "appmesh.k8s.aws/v1beta2",
-            "VirtualRouter",
-            Some("howto-k8s-http2"),
-            "color"
-        )
-        .await
-        .is_none()
+        color_router(&cluster, Some("howto-k8s-http2"))
+            .await
+            .is_none()
     );
     assert!(!dir.join("color.lock").exists(), "the lock is released");
     // Rollout waits report replica counts as they go.
@@ -168,15 +179,9 @@ async fn color_app_migrates_in_place_and_rolls_back() {
         .await
         .unwrap();
     assert!(
-        get(
-            &cluster,
-            "appmesh.k8s.aws/v1beta2",
-            "VirtualRouter",
-            Some("howto-k8s-http2"),
-            "color"
-        )
-        .await
-        .is_some()
+        color_router(&cluster, Some("howto-k8s-http2"))
+            .await
+            .is_some()
     );
     assert!(
         get(
@@ -249,10 +254,7 @@ async fn transient_faults_at_every_step_are_survived() {
             ..Default::default()
         });
     }
-    let client = meshplan::cluster::connect_yaml(&server.kubeconfig_yaml())
-        .await
-        .unwrap();
-    let cluster = Cluster::new(client);
+    let cluster = connected(&server).await;
     let (dir, options) = options("meshplan-faults");
     let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
     let planned = pipeline::plan_offline(plan, None).unwrap();
@@ -278,10 +280,7 @@ async fn transient_faults_at_every_step_are_survived() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_to_a_step_keeps_it_and_what_came_before() {
     let server = cluster().await;
-    let client = meshplan::cluster::connect_yaml(&server.kubeconfig_yaml())
-        .await
-        .unwrap();
-    let cluster = Cluster::new(client);
+    let cluster = connected(&server).await;
     let (dir, options) = options("meshplan-rollback-to");
     let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
     let planned = pipeline::plan_offline(plan, None).unwrap();
@@ -316,17 +315,7 @@ async fn rollback_to_a_step_keeps_it_and_what_came_before() {
             == "color"
     );
     // Undone: cleanup, restarts, relabel, peer authentication.
-    assert!(
-        get(
-            &cluster,
-            "appmesh.k8s.aws/v1beta2",
-            "VirtualRouter",
-            ns,
-            "color"
-        )
-        .await
-        .is_some()
-    );
+    assert!(color_router(&cluster, ns).await.is_some());
     assert!(
         get(
             &cluster,
@@ -350,10 +339,7 @@ async fn rollback_to_a_step_keeps_it_and_what_came_before() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_without_the_istio_sidecar_fails_the_check_that_names_it() {
     let server = cluster().await;
-    let client = meshplan::cluster::connect_yaml(&server.kubeconfig_yaml())
-        .await
-        .unwrap();
-    let cluster = Cluster::new(client);
+    let cluster = connected(&server).await;
     // The red Deployment opts out of Istio's injection: once restarted, it runs no sidecar.
     let red = ObjectRef::new("apps/v1", "Deployment", Some("howto-k8s-http2"), "red");
     cluster
@@ -384,15 +370,9 @@ async fn a_pod_without_the_istio_sidecar_fails_the_check_that_names_it() {
     );
     // Nothing after the check ran: App Mesh is still there.
     assert!(
-        get(
-            &cluster,
-            "appmesh.k8s.aws/v1beta2",
-            "VirtualRouter",
-            Some("howto-k8s-http2"),
-            "color"
-        )
-        .await
-        .is_some()
+        color_router(&cluster, Some("howto-k8s-http2"))
+            .await
+            .is_some()
     );
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

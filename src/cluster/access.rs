@@ -16,7 +16,9 @@ const AT_ONCE: usize = 16;
 
 /// Checks every permission in `needed`; `ClusterError::Forbidden` lists the missing ones.
 pub async fn check_access(cluster: &Cluster, needed: &[Access]) -> Result<(), ClusterError> {
-    cluster.discover(&api_versions(needed)).await;
+    cluster
+        .discover(&api_versions(needed.iter().map(|a| a.api_version.as_str())))
+        .await;
     let mut missing = Vec::new();
     for batch in needed.chunks(AT_ONCE) {
         let mut reviews = JoinSet::new();
@@ -73,9 +75,9 @@ pub async fn check_access(cluster: &Cluster, needed: &[Access]) -> Result<(), Cl
     }
 }
 
-/// The group-versions of `needed`, each once.
-pub(super) fn api_versions(needed: &[Access]) -> Vec<&str> {
-    let mut versions: Vec<&str> = needed.iter().map(|a| a.api_version.as_str()).collect();
+/// Group-versions, each once.
+pub(super) fn api_versions<'a>(versions: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut versions: Vec<&str> = versions.into_iter().collect();
     versions.sort_unstable();
     versions.dedup();
     versions

@@ -295,13 +295,13 @@ pub async fn preflight(
     }
     // Every group-version the checks below look up, discovered at once rather than in turn.
     let istio_version = "networking.istio.io/v1";
-    let mut versions = access::api_versions(&reads);
-    versions.push(appmesh::API_VERSION);
-    if istio {
-        versions.push(istio_version);
-    }
-    versions.sort_unstable();
-    versions.dedup();
+    let versions = access::api_versions(
+        reads
+            .iter()
+            .map(|a| a.api_version.as_str())
+            .chain([appmesh::API_VERSION])
+            .chain(istio.then_some(istio_version)),
+    );
     cluster.discover(&versions).await;
     let appmesh = ObjectRef::new(appmesh::API_VERSION, "VirtualNode", Some("default"), "x");
     if cluster.resource(&appmesh).await.is_err() {
