@@ -312,9 +312,21 @@ impl Cluster {
     }
 }
 
+/// The object as JSON, typed as `r` says. Its fields other than metadata are moved, not
+/// serialised again: a Deployment's or Pod's spec and status are most of it.
 fn with_type(object: DynamicObject, r: &ObjectRef) -> Value {
-    let mut value = serde_json::to_value(object).expect("objects serialise");
-    value["apiVersion"] = Value::String(r.api_version.clone());
-    value["kind"] = Value::String(r.kind.clone());
-    value
+    let mut value = serde_json::Map::new();
+    value.insert("apiVersion".into(), Value::String(r.api_version.clone()));
+    value.insert("kind".into(), Value::String(r.kind.clone()));
+    value.insert(
+        "metadata".into(),
+        serde_json::to_value(object.metadata).expect("metadata serialises"),
+    );
+    if let Value::Object(data) = object.data {
+        value.extend(
+            data.into_iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "apiVersion" | "kind" | "metadata")),
+        );
+    }
+    Value::Object(value)
 }

@@ -634,9 +634,9 @@ fn delete(
 ) -> ApiResult<Response<Body>> {
     let opts = delete_options(q, body)?;
     match app.store.delete(res, ns, name, &opts)? {
-        Deleted::Pending(obj) => Ok(json_response(200, &present(res, obj))),
+        Deleted::Pending(obj) => Ok(json_response(200, &presented(res, &obj))),
         Deleted::Gone(obj) if res.group.is_empty() && res.kind == "Pod" => {
-            Ok(json_response(200, &present(res, obj)))
+            Ok(json_response(200, &presented(res, &obj)))
         }
         Deleted::Gone(obj) => Ok(json_response(
             200,
@@ -667,7 +667,9 @@ fn delete_collection(
             .unwrap_or_default()
             .to_string();
         match app.store.delete(res, &ns, &name, &opts) {
-            Ok(Deleted::Gone(o) | Deleted::Pending(o)) => out.push(present(res, o)),
+            Ok(Deleted::Gone(o) | Deleted::Pending(o)) => {
+                out.push(present(res, Arc::unwrap_or_clone(o)))
+            }
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
         }

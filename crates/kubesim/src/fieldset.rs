@@ -141,6 +141,28 @@ impl FieldSet {
         s
     }
 
+    /// As [`FieldSet::changed`] where `old` and `new` differ in the top-level `field` only.
+    pub fn changed_field(old: Option<&Value>, new: &Value, field: &str, shape: &Shape<'_>) -> Self {
+        let mut s = Self::default();
+        let Some(value) = new.get(field) else {
+            return s;
+        };
+        let mut names = vec![field.to_string()];
+        let mut child = FieldSet::default();
+        diff(
+            old.and_then(|o| o.get(field)),
+            value,
+            &mut names,
+            shape,
+            &mut child,
+            false,
+        );
+        if !child.is_empty() {
+            s.children.insert(format!("f:{field}"), child);
+        }
+        s
+    }
+
     /// Adds every field of `other`.
     pub fn union(&mut self, other: &FieldSet) {
         self.own |= other.own;
@@ -204,6 +226,21 @@ impl FieldSet {
             }
             None => false,
         });
+    }
+
+    /// [`FieldSet::retain_existing`] for the top-level `field` only.
+    pub fn retain_existing_in(&mut self, value: &Value, field: &str) {
+        let key = format!("f:{field}");
+        let Some(c) = self.children.get_mut(&key) else {
+            return;
+        };
+        match value.get(field) {
+            Some(v) => c.retain_existing(v),
+            None => *c = FieldSet::default(),
+        }
+        if c.is_empty() {
+            self.children.remove(&key);
+        }
     }
 
     /// The `FieldsV1` JSON form.
@@ -391,7 +428,7 @@ fn diff(
     out: &mut FieldSet,
     root: bool,
 ) {
-    if old == Some(new) {
+    if old.is_some_and(|old| crate::equal::same(old, new)) {
         return;
     }
     match (old, new) {
@@ -475,6 +512,50 @@ mod tests {
             fs.to_json(),
             json!({"f:metadata": {"f:finalizers": {"v:\"b\"": {}}}, "f:spec": {"f:replicas": {}}})
         );
+    }
+
+    #[test]
+    fn a_write_known_to_change_one_field_lists_what_a_whole_comparison_lists() {
+        let spec = json!({"replicas": 1});
+        let old =
+            json!({"spec": spec, "status": {"replicas": 1, "conditions": [{"type": "Available"}]}});
+        for new in [
+            json!({"spec": spec, "status": {"replicas": 2, "conditions": [{"type": "Available"}, {"type": "Progressing"}]}}),
+            json!({"spec": spec, "status": {"replicas": 1, "conditions": [{"type": "Available"}]}}),
+            json!({"spec": spec}),
+        ] {
+            assert_eq!(
+                FieldSet::changed_field(Some(&old), &new, "status", &Shape::Builtin),
+                FieldSet::changed(Some(&old), &new, &Shape::Builtin),
+                "{new}"
+            );
+        }
+        let new = json!({"spec": spec, "status": {"replicas": 2}});
+        assert_eq!(
+            FieldSet::changed_field(
+                Some(&json!({"spec": spec})),
+                &new,
+                "status",
+                &Shape::Builtin
+            )
+            .to_json(),
+            json!({"f:status": {"f:replicas": {}}})
+        );
+    }
+
+    #[test]
+    fn fields_gone_from_one_top_level_field_are_dropped_there_only() {
+        let owned =
+            json!({"f:spec": {"f:paused": {}}, "f:status": {"f:replicas": {}, "f:ready": {}}});
+        let value = json!({"spec": {}, "status": {"replicas": 1}});
+        let mut fs = FieldSet::from_json(&owned);
+        fs.retain_existing_in(&value, "status");
+        assert_eq!(
+            fs.to_json(),
+            json!({"f:spec": {"f:paused": {}}, "f:status": {"f:replicas": {}}})
+        );
+        fs.retain_existing_in(&json!({"spec": {}}), "status");
+        assert_eq!(fs.to_json(), json!({"f:spec": {"f:paused": {}}}));
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub mod crd;
 pub mod defaults;
 mod delay;
 pub mod discovery;
+pub mod equal;
 pub mod error;
 pub mod faults;
 pub mod fieldset;

@@ -127,19 +127,25 @@ pub fn upsert(entries: &mut Vec<Entry>, entry: Entry) {
     }
 }
 
-/// Records a non-apply write: the manager takes every changed field, others lose them.
+/// Records a non-apply write: the manager takes every changed field, others lose them. `only`
+/// names the one top-level field in which `new` may differ from `old`, when the caller knows it:
+/// fields elsewhere are neither compared nor looked for.
 #[allow(clippy::too_many_arguments)]
 pub fn record_update(
     entries: &mut Vec<Entry>,
     old: Option<&Value>,
     new: &Value,
+    only: Option<&str>,
     manager: &str,
     api_version: &str,
     subresource: Option<&str>,
     shape: &Shape<'_>,
     now: &str,
 ) {
-    let changed = FieldSet::changed(old, new, shape);
+    let changed = match only {
+        Some(field) => FieldSet::changed_field(old, new, field, shape),
+        None => FieldSet::changed(old, new, shape),
+    };
     if !changed.is_empty() {
         for e in entries.iter_mut() {
             e.fields.subtract(&changed);
@@ -159,7 +165,11 @@ pub fn record_update(
         upsert(entries, mine);
     }
     for e in entries.iter_mut() {
-        e.fields.retain_existing(new);
+        match only {
+            // The rest of `new` is `old`, which the entries describe already.
+            Some(field) => e.fields.retain_existing_in(new, field),
+            None => e.fields.retain_existing(new),
+        }
     }
     entries.retain(|e| !e.fields.is_empty());
 }

@@ -103,10 +103,10 @@ pub struct DeleteOptions {
 /// The outcome of a delete.
 #[derive(Debug, Clone)]
 pub enum Deleted {
-    /// Removed now; the last state.
-    Gone(Value),
+    /// Removed now; the last state (shared with the watch history).
+    Gone(Arc<Value>),
     /// Marked for deletion; finalizers pending.
-    Pending(Value),
+    Pending(Arc<Value>),
 }
 
 /// The result of starting a watch.
@@ -431,6 +431,19 @@ impl State {
                 let res = self.storage_resource(group, plural)?;
                 Some((res.clone(), ns.clone(), name.clone()))
             })
+            .collect()
+    }
+
+    /// Names of the objects of `res` in `ns` whose ownerReferences point at `uid`.
+    pub fn owned_names(&self, uid: &str, res: &ResourceInfo, ns: &str) -> Vec<String> {
+        self.owned
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter(|((group, plural), (n, _))| {
+                *group == res.group && *plural == res.plural && n == ns
+            })
+            .map(|(_, (_, name))| name.clone())
             .collect()
     }
 
@@ -799,7 +812,7 @@ impl State {
                 &res.group,
                 &res.version,
                 &res.kind,
-                &probe,
+                probe,
                 FieldValidation::Ignore,
             )?
             .1
@@ -877,18 +890,25 @@ impl State {
     ) -> ApiResult<Written> {
         new["apiVersion"] = json!(res.api_version());
         new["kind"] = json!(res.kind);
+        // Whether `new` is the stored object but for its status, so that only the status needs
+        // comparing from here on.
+        let mut status_only = false;
         if sub == Some("status") {
             let Some(o) = &old else {
                 return Err(ApiError::not_found(&res.qualified(), name));
             };
             // Most status writes (a controller's, a client's read-modify-write) change only the
             // status: such a write is the stored object already, with no copy of it to make.
-            let mut merged = if same_but_status(&new, o) {
+            status_only = same_but_status(&new, o);
+            let mut merged = if status_only {
                 new
             } else {
                 let mut merged = Value::clone(o);
                 merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
-                if new["metadata"].get("managedFields") != o["metadata"].get("managedFields") {
+                if !crate::equal::same_opt(
+                    new["metadata"].get("managedFields"),
+                    o["metadata"].get("managedFields"),
+                ) {
                     merged["metadata"]["managedFields"] = new["metadata"]["managedFields"].clone();
                 }
                 // The Deployment status strategy keeps only spec and labels from storage, so
@@ -977,7 +997,7 @@ impl State {
             // A controller's own write: nothing to prune or report.
         } else if !res.is_custom() {
             let (pruned, unknown) =
-                validate::builtin(&res.group, &res.version, &res.kind, &new, mode)?;
+                validate::builtin(&res.group, &res.version, &res.kind, new, mode)?;
             new = pruned;
             if mode == FieldValidation::Warn {
                 warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")));
@@ -1039,8 +1059,10 @@ impl State {
                 let previous = old
                     .as_ref()
                     .and_then(|o| o["metadata"].get("managedFields"));
-                let from_stored = supplied.is_some() && supplied == previous;
-                let mut entries = if supplied != previous {
+                // A status-only write carries the stored metadata, compared already.
+                let unchanged = status_only || crate::equal::same_opt(supplied, previous);
+                let from_stored = supplied.is_some() && unchanged;
+                let mut entries = if !unchanged {
                     match supplied {
                         Some(Value::Array(a))
                             if a.iter()
@@ -1065,6 +1087,7 @@ impl State {
                     &mut entries,
                     old.as_deref(),
                     &new,
+                    status_only.then_some("status"),
                     &opts.manager,
                     &api_version,
                     sub,
@@ -1085,19 +1108,26 @@ impl State {
                     .is_none_or(Vec::is_empty));
         if deleting_done {
             let object = if opts.dry_run {
-                new
+                Arc::new(new)
             } else {
                 self.remove(res, ns, name, new)
             };
             return Ok(Written {
-                object: Arc::new(object),
+                object,
                 created: false,
                 warnings,
             });
         }
-        if let Some(o) = &old
-            && **o == new
-        {
+        let unchanged = old.as_ref().is_some_and(|o| {
+            if status_only {
+                // The rest is the stored object's, defaulted again to the same.
+                crate::equal::same_opt(o.get("status"), new.get("status"))
+                    && crate::equal::same(&o["metadata"], &new["metadata"])
+            } else {
+                crate::equal::same(o, &new)
+            }
+        });
+        if unchanged {
             return Ok(Written {
                 object: Arc::new(new),
                 created: false,
@@ -1150,7 +1180,7 @@ impl State {
     }
 
     /// Removes an object now: DELETED event with the deletion's resourceVersion.
-    fn remove(&mut self, res: &ResourceInfo, ns: &str, name: &str, mut last: Value) -> Value {
+    fn remove(&mut self, res: &ResourceInfo, ns: &str, name: &str, mut last: Value) -> Arc<Value> {
         self.rv += 1;
         set_meta(&mut last, "resourceVersion", json!(self.rv.to_string()));
         let old = self.take(&res.storage_key(), &(ns.to_string(), name.to_string()));
@@ -1160,7 +1190,7 @@ impl State {
         }
         let last = Arc::new(last);
         self.emit(res, ns, EventType::Deleted, last.clone(), old);
-        Arc::unwrap_or_clone(last)
+        last
     }
 
     fn remove_crd_contents(&mut self, crd: &Value) {
@@ -1224,7 +1254,7 @@ impl State {
             ));
         }
         if !obj["metadata"]["deletionTimestamp"].is_null() {
-            return Ok(Deleted::Pending(Value::clone(&obj)));
+            return Ok(Deleted::Pending(obj));
         }
         let propagation = opts.propagation.as_deref().unwrap_or("Background");
         let is_namespace = res.group.is_empty() && res.kind == "Namespace";
@@ -1240,7 +1270,7 @@ impl State {
         }
         if fins.is_empty() && !is_namespace {
             if opts.dry_run {
-                return Ok(Deleted::Gone(Value::clone(&obj)));
+                return Ok(Deleted::Gone(obj));
             }
             return Ok(Deleted::Gone(self.remove(
                 res,
@@ -1263,10 +1293,9 @@ impl State {
             set_meta(&mut marked, "generation", json!(g));
         }
         if opts.dry_run {
-            return Ok(Deleted::Pending(marked));
+            return Ok(Deleted::Pending(Arc::new(marked)));
         }
-        let marked = self.store(res, &key_ns, name, marked);
-        Ok(Deleted::Pending(Arc::unwrap_or_clone(marked)))
+        Ok(Deleted::Pending(self.store(res, &key_ns, name, marked)))
     }
 
     fn orphan_dependents(&mut self, uid: &str) {
@@ -1383,17 +1412,12 @@ impl State {
         crate::controllers::injection::inject(pod, namespace, &vns);
     }
 
-    /// Finds an object of a resource by uid: (namespace, name, object).
-    pub fn find_by_uid(&self, res: &ResourceInfo, uid: &str) -> Option<(String, String, Value)> {
-        let (resource, (ns, name)) = self.by_uid.get(uid)?;
-        if *resource != res.storage_key() {
-            return None;
-        }
-        let object = self
-            .objects
-            .get(resource)?
-            .get(&(ns.clone(), name.clone()))?;
-        Some((ns.clone(), name.clone(), Value::clone(object)))
+    /// The object with `uid`: its resource (the preferred version), namespace, name and object.
+    pub fn find_by_uid(&self, uid: &str) -> Option<(&ResourceInfo, &str, &str, &Arc<Value>)> {
+        let (resource, at) = self.by_uid.get(uid)?;
+        let res = self.storage_resource(&resource.0, &resource.1)?;
+        let object = self.objects.get(resource)?.get(at)?;
+        Some((res, &at.0, &at.1, object))
     }
 
     /// `PUT /api/v1/namespaces/{name}/finalize`: sets `spec.finalizers`; an emptied terminating
@@ -1428,9 +1452,8 @@ impl State {
             });
         }
         if done {
-            let last = self.remove(res, "", name, new);
             return Ok(Written {
-                object: Arc::new(last),
+                object: self.remove(res, "", name, new),
                 created: false,
                 warnings: vec![],
             });
@@ -1536,7 +1559,14 @@ fn same_but_status(new: &Value, old: &Value) -> bool {
     fn rest(m: &serde_json::Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
         m.iter().filter(|(k, _)| *k != "status")
     }
-    rest(new).eq(rest(old))
+    let (mut new, mut old) = (rest(new), rest(old));
+    loop {
+        match (new.next(), old.next()) {
+            (None, None) => return true,
+            (Some((kn, vn)), Some((ko, vo))) if kn == ko && crate::equal::same(vn, vo) => {}
+            _ => return false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ impl FieldValidation {
 fn roundtrip<T: serde::de::DeserializeOwned + serde::Serialize>(
     obj: &Value,
 ) -> Result<Value, String> {
-    let typed: T = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+    let typed = T::deserialize(obj).map_err(|e| e.to_string())?;
     serde_json::to_value(typed).map_err(|e| e.to_string())
 }
 
@@ -88,11 +88,11 @@ pub fn builtin(
     group: &str,
     version: &str,
     kind: &str,
-    obj: &Value,
+    mut obj: Value,
     mode: FieldValidation,
 ) -> ApiResult<(Value, Vec<String>)> {
-    let Some(decoded) = decode(group, kind, obj) else {
-        return Ok((obj.clone(), vec![]));
+    let Some(decoded) = decode(group, kind, &obj) else {
+        return Ok((obj, vec![]));
     };
     let typed = decoded.map_err(|e| {
         ApiError::bad_request(format!(
@@ -100,8 +100,7 @@ pub fn builtin(
         ))
     })?;
     let mut unknown = Vec::new();
-    let mut pruned = obj.clone();
-    find_unknown(&mut pruned, &typed, "", &mut unknown);
+    find_unknown(&mut obj, &typed, "", &mut unknown);
     if mode == FieldValidation::Strict && !unknown.is_empty() {
         let list: Vec<String> = unknown
             .iter()
@@ -112,7 +111,7 @@ pub fn builtin(
             list.join(", ")
         )));
     }
-    Ok((pruned, unknown))
+    Ok((obj, unknown))
 }
 
 /// Removes fields of `input` that the typed round-trip dropped, recording their paths.
@@ -221,13 +220,13 @@ mod tests {
             "spec": {"foo": 1, "selector": {"matchLabels": {"a": "b"}},
               "template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": [{"name": "c", "bar": true}]}}}});
         let (pruned, unknown) =
-            builtin("apps", "v1", "Deployment", &d, FieldValidation::Warn).unwrap();
+            builtin("apps", "v1", "Deployment", d.clone(), FieldValidation::Warn).unwrap();
         assert_eq!(
             unknown,
             ["spec.foo", "spec.template.spec.containers[0].bar"]
         );
         assert!(pruned["spec"].get("foo").is_none());
-        let err = builtin("apps", "v1", "Deployment", &d, FieldValidation::Strict).unwrap_err();
+        let err = builtin("apps", "v1", "Deployment", d, FieldValidation::Strict).unwrap_err();
         assert_eq!(
             err.message,
             "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.foo\", unknown field \"spec.template.spec.containers[0].bar\""
@@ -238,7 +237,7 @@ mod tests {
     fn type_errors_are_bad_requests() {
         let d = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": 1}});
         assert_eq!(
-            builtin("", "v1", "ConfigMap", &d, FieldValidation::Ignore)
+            builtin("", "v1", "ConfigMap", d, FieldValidation::Ignore)
                 .unwrap_err()
                 .code,
             400

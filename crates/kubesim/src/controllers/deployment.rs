@@ -102,11 +102,7 @@ fn owner_ref(obj: &Value, kind: &str, api_version: &str) -> Value {
 
 /// Pods owned by a ReplicaSet.
 fn pods_of(st: &State, pods: &ResourceInfo, ns: &str, rs_uid: &str) -> Vec<String> {
-    st.dependents(rs_uid)
-        .into_iter()
-        .filter(|(r, n, _)| r.plural == pods.plural && n == ns)
-        .map(|(_, _, name)| name)
-        .collect()
+    st.owned_names(rs_uid, pods, ns)
 }
 
 /// ReplicaSets owned by a Deployment: (name, uid, template hash).
@@ -116,10 +112,9 @@ fn replica_sets_of(
     ns: &str,
     uid: &str,
 ) -> Vec<(String, String, String)> {
-    st.dependents(uid)
+    st.owned_names(uid, rs, ns)
         .into_iter()
-        .filter(|(r, n, _)| r.plural == rs.plural && n == ns)
-        .filter_map(|(_, _, name)| {
+        .filter_map(|name| {
             let o = st.find(rs, ns, &name)?;
             Some((
                 name,
@@ -400,10 +395,14 @@ pub async fn rollout(
         let Some(rs) = st.find(&rsres, &ns, &new_rs).cloned() else {
             return;
         };
-        let template = rs["spec"]["template"].clone();
         let mut have = pods_of(&st, &pods, &ns, meta_str(&rs, "uid"));
         while (have.len() as i64) < replicas {
-            match st.system_create(&pods, &ns, new_pod(&rs, &ns, &template), MANAGER) {
+            match st.system_create(
+                &pods,
+                &ns,
+                new_pod(&rs, &ns, &rs["spec"]["template"]),
+                MANAGER,
+            ) {
                 Ok(w) => {
                     start_pod(&mut st, &pods, &ns, &w.object);
                     have.push(meta_str(&w.object, "name").to_string());

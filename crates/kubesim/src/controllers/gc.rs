@@ -2,6 +2,8 @@
 //! deleted too (background propagation); a foreground deletion waits for them.
 
 use crate::meta::{finalizers, meta_str};
+use serde_json::Value;
+
 use crate::store::{Event, EventType, Store};
 
 /// Reacts to a store event.
@@ -51,27 +53,22 @@ fn release_foreground_owners(store: &Store, ev: &Event) {
 /// Removes `foregroundDeletion` from a deleting owner once it has no dependents left.
 fn release_owner(store: &Store, owner_uid: &str) {
     let mut st = store.lock();
-    let reg = st.registry().clone();
-    {
-        if !st.dependents(owner_uid).is_empty() {
-            return;
-        }
-        for res in reg.all() {
-            let Some((ns, name, obj)) = st.find_by_uid(res, owner_uid) else {
-                continue;
-            };
-            if obj["metadata"]["deletionTimestamp"].is_null() {
-                continue;
-            }
-            let mut new = obj.clone();
-            let remaining: Vec<String> = finalizers(&obj)
-                .into_iter()
-                .filter(|f| f != "foregroundDeletion")
-                .collect();
-            new["metadata"]["finalizers"] = serde_json::json!(remaining);
-            // A concurrent change simply leaves the owner for the next event.
-            let _ = st.system_update(res, &ns, &name, new, None, "garbage-collector");
-            break;
-        }
+    if !st.dependents(owner_uid).is_empty() {
+        return;
     }
+    let Some((res, ns, name, obj)) = st.find_by_uid(owner_uid) else {
+        return;
+    };
+    if obj["metadata"]["deletionTimestamp"].is_null() {
+        return;
+    }
+    let (res, ns, name) = (res.clone(), ns.to_string(), name.to_string());
+    let mut new = Value::clone(obj);
+    let remaining: Vec<String> = finalizers(&new)
+        .into_iter()
+        .filter(|f| f != "foregroundDeletion")
+        .collect();
+    new["metadata"]["finalizers"] = serde_json::json!(remaining);
+    // A concurrent change simply leaves the owner for the next event.
+    let _ = st.system_update(&res, &ns, &name, new, None, "garbage-collector");
 }
