@@ -106,7 +106,7 @@ impl Cluster {
         })
     }
 
-    /// The object as it is now, or `None`.
+    /// The object as it is now (without managedFields, as `kubectl get` shows it), or `None`.
     pub async fn get(&self, object: &ObjectRef) -> Result<Option<Value>, ClusterError> {
         let api = self.api(object).await?;
         let found = retry(|| api.get_opt(&object.name))
@@ -312,9 +312,12 @@ impl Cluster {
     }
 }
 
-/// The object as JSON, typed as `r` says. Its fields other than metadata are moved, not
-/// serialised again: a Deployment's or Pod's spec and status are most of it.
-fn with_type(object: DynamicObject, r: &ObjectRef) -> Value {
+/// The object as JSON, typed as `r` says, without `metadata.managedFields` (as `kubectl get`
+/// shows it): meshplan never reads them, compares or keeps objects without them, and they were
+/// most of the work of converting a written object. Its fields other than metadata are moved,
+/// not serialised again: a Deployment's or Pod's spec and status are most of the rest.
+fn with_type(mut object: DynamicObject, r: &ObjectRef) -> Value {
+    object.metadata.managed_fields = None;
     let mut value = serde_json::Map::new();
     value.insert("apiVersion".into(), Value::String(r.api_version.clone()));
     value.insert("kind".into(), Value::String(r.kind.clone()));
