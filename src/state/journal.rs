@@ -270,5 +270,6 @@ mod tests {
         // No temporary files are left behind by atomic writes.
         let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert_eq!(leftovers, 1);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

@@ -224,6 +224,7 @@ mod tests {
         drop(second);
         assert!(!path.exists());
         assert_eq!(force_unlock(&path, "anything").unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
