@@ -166,6 +166,17 @@ impl Summary {
 }
 
 impl StepGraph {
+    /// An in-place graph of `steps` for plan `plan`, as tests build one.
+    #[cfg(test)]
+    pub(crate) fn in_place(plan: &str, steps: Vec<Step>) -> Self {
+        StepGraph {
+            plan: plan.to_owned(),
+            strategy: crate::plan::StrategyKind::InPlace,
+            steps,
+            entry: None,
+        }
+    }
+
     /// The namespaces the graph itself creates.
     pub fn created_namespaces(&self) -> std::collections::BTreeSet<String> {
         self.steps
@@ -425,12 +436,7 @@ mod tests {
     }
 
     fn graph(steps: Vec<Step>) -> StepGraph {
-        StepGraph {
-            plan: "p".to_owned(),
-            strategy: StrategyKind::InPlace,
-            steps,
-            entry: None,
-        }
+        StepGraph::in_place("p", steps)
     }
 
     #[test]

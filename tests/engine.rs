@@ -18,6 +18,12 @@ async fn cluster() -> kubesim::RunningServer {
     common::color_cluster(Duration::from_millis(20)).await
 }
 
+/// The step graph of `plans/color.toml`, planned offline.
+fn color_graph() -> meshplan::steps::StepGraph {
+    let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
+    pipeline::plan_offline(plan, None).unwrap().graph
+}
+
 /// Engine options with the journal and lock in a fresh temporary folder.
 fn options(name: &str) -> (std::path::PathBuf, Options) {
     let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
@@ -84,9 +90,7 @@ async fn color_app_migrates_in_place_and_rolls_back() {
     let server = cluster().await;
     let cluster = connected(&server).await;
     let (dir, options) = options("meshplan-engine");
-    let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
-    let planned = pipeline::plan_offline(plan, None).unwrap();
-    let graph = &planned.graph;
+    let graph = &color_graph();
     let events = std::sync::Mutex::new(Vec::new());
     let report = |e: Event| events.lock().unwrap().push(e);
 
@@ -256,9 +260,7 @@ async fn transient_faults_at_every_step_are_survived() {
     }
     let cluster = connected(&server).await;
     let (dir, options) = options("meshplan-faults");
-    let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
-    let planned = pipeline::plan_offline(plan, None).unwrap();
-    let journal = engine::apply(&cluster, &planned.graph, "fp", &options, &|_| {})
+    let journal = engine::apply(&cluster, &color_graph(), "fp", &options, &|_| {})
         .await
         .unwrap();
     assert!(journal.complete());
@@ -282,9 +284,7 @@ async fn rollback_to_a_step_keeps_it_and_what_came_before() {
     let server = cluster().await;
     let cluster = connected(&server).await;
     let (dir, options) = options("meshplan-rollback-to");
-    let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
-    let planned = pipeline::plan_offline(plan, None).unwrap();
-    engine::apply(&cluster, &planned.graph, "fp", &options, &|_| {})
+    engine::apply(&cluster, &color_graph(), "fp", &options, &|_| {})
         .await
         .unwrap();
 
@@ -351,9 +351,7 @@ async fn a_pod_without_the_istio_sidecar_fails_the_check_that_names_it() {
         .await
         .unwrap();
     let (dir, options) = options("meshplan-engine-no-sidecar");
-    let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
-    let planned = pipeline::plan_offline(plan, None).unwrap();
-    let err = engine::apply(&cluster, &planned.graph, "fp", &options, &|_| {})
+    let err = engine::apply(&cluster, &color_graph(), "fp", &options, &|_| {})
         .await
         .unwrap_err();
     let message = err.to_string();

@@ -224,10 +224,11 @@ async fn apply_locked(
                     }
                     Err(error) => {
                         tracing::info!(step = %id, %error, "step failed");
+                        let message = error.to_string();
                         record.state = StepState::Failed;
-                        record.error = Some(error.to_string());
-                        failure.get_or_insert((id.clone(), error.to_string()));
-                        Event::Failed(id.clone(), error.to_string())
+                        record.error = Some(message.clone());
+                        failure.get_or_insert((id.clone(), message.clone()));
+                        Event::Failed(id.clone(), message)
                     }
                 });
                 ticket = Some(journal.queue(&j, &id));

@@ -209,12 +209,7 @@ mod tests {
         let path = dir().join("color.state.json");
         let store = Store::files(path.clone(), dir().join("color.lock"));
         assert_eq!(Journal::load(&store, "abc").await.unwrap(), None);
-        let graph = StepGraph {
-            plan: "color".to_owned(),
-            strategy: crate::plan::StrategyKind::InPlace,
-            steps: Vec::new(),
-            entry: None,
-        };
+        let graph = StepGraph::in_place("color", Vec::new());
         let mut journal = Journal::new(&graph, "abc");
         journal.step("routing").state = StepState::Running;
         journal.step("routing").pre_images.push(PreImage {

@@ -112,12 +112,7 @@ mod tests {
     use crate::steps::StepGraph;
 
     fn journal() -> Journal {
-        let graph = StepGraph {
-            plan: "demo".to_owned(),
-            strategy: crate::plan::StrategyKind::InPlace,
-            steps: Vec::new(),
-            entry: None,
-        };
+        let graph = StepGraph::in_place("demo", Vec::new());
         let mut journal = Journal::new(&graph, "f");
         for id in ["a", "b", "c"] {
             journal.step(id);
