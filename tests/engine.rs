@@ -375,3 +375,58 @@ async fn a_pod_without_the_istio_sidecar_fails_the_check_that_names_it() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The preview renders, while it waits on the server, the diff of every object it dry-runs and
+/// of every deleted object, as the plan's text would; the text takes them as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_renders_the_diffs_of_what_it_dry_runs_and_deletes() {
+    use meshplan::diff::unified;
+    use meshplan::report::text::{self, Palette};
+    use meshplan::steps::ChangeAction;
+
+    let server = cluster().await;
+    let cluster = connected(&server).await;
+    let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
+    let mut planned = pipeline::plan_offline(plan, None).unwrap();
+    let rendered = engine::preview(&cluster, &mut planned.graph, 4)
+        .await
+        .unwrap();
+    let changes: Vec<_> = planned
+        .graph
+        .steps
+        .iter()
+        .flat_map(|step| &step.changes)
+        .collect();
+    assert_eq!(rendered.len(), changes.len());
+    let (mut dry_runs, mut deletions) = (0, 0);
+    for (change, diff) in changes.iter().zip(&rendered) {
+        let Some(diff) = diff else {
+            assert_eq!(change.action, ChangeAction::Restart, "{}", change.object);
+            continue;
+        };
+        // The dry run's answer is the object's `after` now.
+        assert_eq!(
+            diff,
+            &unified(change.before.as_deref(), change.after.as_ref()),
+            "{}",
+            change.object
+        );
+        match change.action {
+            ChangeAction::Delete => deletions += 1,
+            _ => dry_runs += 1,
+        }
+    }
+    assert!(dry_runs > 0 && deletions > 0, "{dry_runs} {deletions}");
+
+    let palette = Palette::new(false);
+    let plain = text::plan(&planned, palette);
+    assert_eq!(text::plan_with(&planned, palette, &rendered), plain);
+    let mut marked = rendered.clone();
+    marked[0] = Some("+rendered ahead\n".to_owned());
+    let with_marker = text::plan_with(&planned, palette, &marked);
+    assert!(
+        with_marker.contains("\n      +rendered ahead\n"),
+        "{with_marker}"
+    );
+    assert_ne!(with_marker, plain);
+}

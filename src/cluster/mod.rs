@@ -235,33 +235,49 @@ pub async fn inventory(
         }
     }
     // In order, each list added as soon as it and those before it have answered, so that at
-    // most a few lists are held besides the inventory.
-    let mut lists = futures_util::stream::iter(&reads)
-        .map(|read| async move { (read, read.list(client).await) })
+    // most a few lists are held besides the inventory. Each is read and decoded in a task of
+    // its own, so that answers are decoded on every worker thread rather than one by one here.
+    let mut lists = futures_util::stream::iter(reads)
+        .map(|read| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let objects = values(read.list(&client).await?, &read.resource);
+                Ok::<_, ClusterError>((read.resource, objects))
+            })
+        })
         .buffered(READS_AT_ONCE);
     let mut inventory = Inventory::default();
     let mut index = 0;
-    while let Some((read, objects)) = lists.next().await {
-        let ar = &read.resource;
-        for object in objects? {
-            let name = object.metadata.name.as_deref().unwrap_or_default();
+    while let Some(listed) = lists.next().await {
+        let (ar, objects) = listed.expect("inventory reads do not panic")?;
+        for (name, value) in objects {
             // Only the namespaces in scope.
-            if ar.kind == "Namespace" && !namespaces.iter().any(|n| n == name) {
+            if ar.kind == "Namespace" && !namespaces.contains(&name) {
                 continue;
             }
             let origin = Origin {
                 file: format!("cluster:{}/{name}", ar.plural).into(),
                 line: 0,
             };
-            let mut value = serde_json::to_value(&object).expect("objects serialise");
-            // LIST items carry no apiVersion/kind of their own.
-            value["apiVersion"] = Value::String(ar.api_version.clone());
-            value["kind"] = Value::String(ar.kind.clone());
             inventory.add(value, origin, index)?;
             index += 1;
         }
     }
     Ok(inventory)
+}
+
+/// Listed objects as JSON with their apiVersion and kind, which LIST items do not carry, by name.
+fn values(objects: Vec<DynamicObject>, ar: &ApiResource) -> Vec<(String, Value)> {
+    objects
+        .into_iter()
+        .map(|object| {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            let mut value = serde_json::to_value(&object).expect("objects serialise");
+            value["apiVersion"] = Value::String(ar.api_version.clone());
+            value["kind"] = Value::String(ar.kind.clone());
+            (name, value)
+        })
+        .collect()
 }
 
 /// Checks, before anything is read or changed, that the cluster serves what the migration needs:

@@ -428,27 +428,36 @@ async fn undo_addon(
 /// Replaces each planned object with what the server would store (server-side dry run, as
 /// `kubectl diff` does), so the plan shows server defaults and the server's validation errors
 /// surface before anything is applied. At most `limit` dry runs are in flight at once.
+///
+/// Returns the diffs it could render while waiting on the server (see
+/// [`crate::report::text::plan_with`]): each dry-run object's, once its answer is in, and each
+/// deleted object's. They are most of a large plan's text, which is then written at once.
 pub async fn preview(
     cluster: &Cluster,
     graph: &mut StepGraph,
     limit: usize,
-) -> Result<(), ClusterError> {
+) -> Result<Vec<Option<String>>, ClusterError> {
     use crate::steps::ChangeAction;
     // The server cannot dry-run into a namespace an earlier step creates: shown as planned.
     let new_namespaces = graph.created_namespaces();
     let mut requests = Vec::new();
+    let mut deleted = Vec::new();
+    let mut index = 0;
     for (s, step) in graph.steps.iter().enumerate() {
-        // A restart's template change is applied with the restart; shown as planned.
-        // Secrets are copied at run time; their plan entries carry metadata only.
-        if matches!(
-            step.action,
-            Action::Restart { .. } | Action::CloneSecrets { .. }
-        ) {
-            continue;
-        }
         for (c, change) in step.changes.iter().enumerate() {
+            let i = index;
+            index += 1;
+            if let (ChangeAction::Delete, Some(before)) = (change.action, &change.before) {
+                deleted.push((i, before.clone()));
+                continue;
+            }
+            // A restart's template change is applied with the restart; shown as planned.
+            // Secrets are copied at run time; their plan entries carry metadata only.
             // The EKS add-on is no Kubernetes object: `eks::observe` previews it instead.
-            if change.object.is_eks_addon()
+            if matches!(
+                step.action,
+                Action::Restart { .. } | Action::CloneSecrets { .. }
+            ) || change.object.is_eks_addon()
                 || change
                     .object
                     .namespace
@@ -469,25 +478,39 @@ pub async fn preview(
                 _ => continue,
             };
             tracing::debug!(object = %change.object, "server-side dry run");
-            requests.push(((s, c), dry_run));
+            requests.push(((s, c, i), change.before.clone(), dry_run));
         }
     }
+    let mut diffs = vec![None; index];
+    // Deleted objects are shown whole, as read: rendered while the dry runs wait on the server.
+    let deletions = tokio::task::spawn_blocking(move || {
+        deleted
+            .into_iter()
+            .map(|(i, before)| (i, crate::diff::unified(Some(&before), None)))
+            .collect::<Vec<_>>()
+    });
     // Every dry run is independent (none writes), so they need not follow the step order.
-    let previewed = actions::bounded(requests, limit, |((s, c), dry_run)| {
+    let previewed = actions::bounded(requests, limit, |((s, c, i), before, dry_run)| {
         let cluster = cluster.clone();
         async move {
             let server = match dry_run {
                 DryRun::Apply(after) => cluster.dry_run_apply(&after).await?,
                 DryRun::Merge(object, patch) => cluster.dry_run_merge(&object, &patch).await?,
             };
-            Ok(((s, c), crate::diff::strip_server_fields(&server)))
+            let after = crate::diff::strip_server_fields(&server);
+            let diff = crate::diff::unified(before.as_deref(), Some(&after));
+            Ok(((s, c, i), after, diff))
         }
     })
     .await?;
-    for ((s, c), after) in previewed {
+    for ((s, c, i), after, diff) in previewed {
         graph.steps[s].changes[c].after = Some(after);
+        diffs[i] = Some(diff);
     }
-    Ok(())
+    for (i, diff) in deletions.await.expect("rendering a diff does not panic") {
+        diffs[i] = Some(diff);
+    }
+    Ok(diffs)
 }
 
 /// One server-side dry run of `preview`.

@@ -106,13 +106,26 @@ pub fn summary_line(summary: Summary) -> String {
 
 /// The whole plan as text.
 pub fn plan(planned: &Planned, palette: Palette) -> String {
+    plan_with(planned, palette, &[])
+}
+
+/// The whole plan as text, with diffs rendered ahead: `rendered[i]`, where present, is the diff
+/// of the plan's `i`-th change (steps in order, then their changes), as [`crate::diff::unified`]
+/// renders it (e.g. by [`crate::engine::preview`] while it waited on the server).
+pub fn plan_with(planned: &Planned, palette: Palette, rendered: &[Option<String>]) -> String {
     let mut out = String::new();
-    write_plan(&mut out, planned, palette).expect("writing to a String cannot fail");
+    write_plan(&mut out, planned, palette, rendered).expect("writing to a String cannot fail");
     out
 }
 
-/// Writes the whole plan as text to `out` as it goes (a large plan is not held twice).
-pub fn write_plan(out: &mut impl Write, planned: &Planned, palette: Palette) -> std::fmt::Result {
+/// Writes the whole plan as text to `out` as it goes (a large plan is not held twice), with
+/// the diffs of `rendered` (see [`plan_with`]).
+pub fn write_plan(
+    out: &mut impl Write,
+    planned: &Planned,
+    palette: Palette,
+    rendered: &[Option<String>],
+) -> std::fmt::Result {
     let graph = &planned.graph;
     writeln!(
         out,
@@ -123,33 +136,49 @@ pub fn write_plan(out: &mut impl Write, planned: &Planned, palette: Palette) -> 
         planned.source
     )?;
     findings(out, &planned.translation.findings, palette);
-    write_steps(out, graph, palette)
+    write_steps(out, graph, palette, rendered)
 }
 
 /// Every step of a graph, a diff per object, and the summary line.
 pub fn steps(graph: &StepGraph, palette: Palette) -> String {
     let mut out = String::new();
-    write_steps(&mut out, graph, palette).expect("writing to a String cannot fail");
+    write_steps(&mut out, graph, palette, &[]).expect("writing to a String cannot fail");
     out
 }
 
-/// Writes every step of a graph, a diff per object, and the summary line to `out`.
-fn write_steps(out: &mut impl Write, graph: &StepGraph, palette: Palette) -> std::fmt::Result {
-    let changes = || graph.steps.iter().flat_map(|step| &step.changes);
+/// Writes every step of a graph, a diff per object, and the summary line to `out`; the diffs
+/// of `rendered` (see [`plan_with`]) are taken as they are.
+fn write_steps(
+    out: &mut impl Write,
+    graph: &StepGraph,
+    palette: Palette,
+    rendered: &[Option<String>],
+) -> std::fmt::Result {
+    let changes = || {
+        graph
+            .steps
+            .iter()
+            .flat_map(|step| &step.changes)
+            .enumerate()
+    };
+    let diff = |(i, change): (usize, &Change)| match rendered.get(i) {
+        Some(Some(diff)) => Cow::Borrowed(diff.as_str()),
+        _ => Cow::Owned(change_diff(change)),
+    };
     // Diffs are most of the work of a large plan: a second thread renders every other one,
     // a bounded way ahead, while this one renders the rest and writes all in order.
     std::thread::scope(|scope| {
         let (sender, received) = std::sync::mpsc::sync_channel(DIFFS_AHEAD);
         scope.spawn(move || {
             for change in changes().skip(1).step_by(2) {
-                if sender.send(change_diff(change)).is_err() {
+                if sender.send(diff(change)).is_err() {
                     break;
                 }
             }
         });
-        let mut diffs = changes().enumerate().map(move |(i, change)| {
-            if i % 2 == 0 {
-                change_diff(change)
+        let mut diffs = changes().map(move |change| {
+            if change.0 % 2 == 0 {
+                diff(change)
             } else {
                 received
                     .recv()
@@ -168,11 +197,11 @@ fn change_diff(change: &Change) -> String {
 }
 
 /// Writes the steps, taking each change's diff from `diffs` (in order).
-fn write_steps_with(
+fn write_steps_with<'a>(
     out: &mut impl Write,
     graph: &StepGraph,
     palette: Palette,
-    diffs: &mut impl Iterator<Item = String>,
+    diffs: &mut impl Iterator<Item = Cow<'a, str>>,
 ) -> std::fmt::Result {
     let total = graph.steps.len();
     for (i, step) in graph.steps.iter().enumerate() {

@@ -471,7 +471,7 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
                         .to_owned(),
                 )));
             }
-            let planned = if live {
+            let (planned, rendered) = if live {
                 run::plan_live(plan, &cluster, strategy.map(Into::into))?
             } else {
                 let eks = run::eks_cluster(&plan, &cluster);
@@ -481,7 +481,7 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
                 if let (Some(None), Some(eks)) = (planned.graph.addon_cluster(), eks) {
                     planned.graph.bind_eks(&eks);
                 }
-                planned
+                (planned, Vec::new())
             };
             if let Some(out) = &out {
                 let saved = meshplan::saved::SavedPlan::new(
@@ -501,7 +501,7 @@ fn run(command: Command, colors: &Colors) -> Result<u8, Failure> {
             }
             match format {
                 Format::Text => stream(|out| {
-                    report::text::write_plan(out, &planned, Palette::new(colors.stdout))
+                    report::text::write_plan(out, &planned, Palette::new(colors.stdout), &rendered)
                 }),
                 Format::Json => print(&report::json::plan(&planned)),
                 Format::Markdown => print(&report::markdown::plan(&planned)),

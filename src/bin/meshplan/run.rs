@@ -471,10 +471,14 @@ async fn apply_on(
                 // Before the dry runs, which need the same permissions as the real thing.
                 check_run_access(cluster, &planned.graph, &options.store).await?;
                 checked = true;
-                engine::preview(cluster, &mut planned.graph, options.concurrency)
+                let rendered = engine::preview(cluster, &mut planned.graph, options.concurrency)
                     .await
                     .map_err(failure)?;
-                print(&report::text::plan(&planned, Palette::new(colors.stdout)));
+                print(&report::text::plan_with(
+                    &planned,
+                    Palette::new(colors.stdout),
+                    &rendered,
+                ));
                 if planned.translation.has_errors() {
                     eprintln!(
                         "error: findings of severity error: nothing is applied until they are resolved"
@@ -809,12 +813,13 @@ pub fn unlock(path: &Path, args: &ClusterArgs, id: &str) -> Result<u8, Failure> 
     Ok(exit::OK)
 }
 
-/// `meshplan plan` against the live cluster.
+/// `meshplan plan` against the live cluster, with the diffs its preview rendered (see
+/// [`report::text::plan_with`]).
 pub fn plan_live(
     plan: PlanFile,
     args: &ClusterArgs,
     strategy: Option<meshplan::plan::StrategyKind>,
-) -> Result<pipeline::Planned, Failure> {
+) -> Result<(pipeline::Planned, Vec<Option<String>>), Failure> {
     runtime().block_on(async {
         let cluster = connect(&plan, args).await?;
         let inventory = read_cluster(&cluster, &plan, strategy, false).await?;
@@ -826,9 +831,9 @@ pub fn plan_live(
         let mut planned = pipeline::plan_with(plan, inventory, source, strategy).map_err(boxed)?;
         bind_addon(&cluster, &mut planned.graph, eks.as_ref()).await?;
         let limit = engine::DEFAULT_CONCURRENCY.into();
-        engine::preview(&cluster, &mut planned.graph, limit)
+        let rendered = engine::preview(&cluster, &mut planned.graph, limit)
             .await
             .map_err(failure)?;
-        Ok(planned)
+        Ok((planned, rendered))
     })
 }
