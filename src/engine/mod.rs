@@ -447,7 +447,9 @@ pub async fn preview(
         for (c, change) in step.changes.iter().enumerate() {
             let i = index;
             index += 1;
-            if let (ChangeAction::Delete, Some(before)) = (change.action, &change.before) {
+            if let (ChangeAction::Delete, Some(before), None) =
+                (change.action, &change.before, &change.after)
+            {
                 deleted.push((i, before.clone()));
                 continue;
             }
