@@ -18,10 +18,15 @@ async fn cluster() -> kubesim::RunningServer {
     common::color_cluster(Duration::from_millis(20)).await
 }
 
+/// `plans/color.toml`, planned offline.
+fn color_planned() -> pipeline::Planned {
+    let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
+    pipeline::plan_offline(plan, None).unwrap()
+}
+
 /// The step graph of `plans/color.toml`, planned offline.
 fn color_graph() -> meshplan::steps::StepGraph {
-    let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
-    pipeline::plan_offline(plan, None).unwrap().graph
+    color_planned().graph
 }
 
 /// Engine options with the journal and lock in a fresh temporary folder.
@@ -386,8 +391,7 @@ async fn the_preview_renders_the_diffs_of_what_it_dry_runs_and_deletes() {
 
     let server = cluster().await;
     let cluster = connected(&server).await;
-    let plan = PlanFile::load(&root().join("plans/color.toml")).unwrap();
-    let mut planned = pipeline::plan_offline(plan, None).unwrap();
+    let mut planned = color_planned();
     let rendered = engine::preview(&cluster, &mut planned.graph, 4)
         .await
         .unwrap();

@@ -1,9 +1,9 @@
 //! The garbage collector: when an owner is deleted, its dependents (by ownerReferences uid) are
 //! deleted too (background propagation); a foreground deletion waits for them.
 
-use crate::meta::{finalizers, meta_str};
 use serde_json::Value;
 
+use crate::meta::{finalizers, meta_str};
 use crate::store::{Event, EventType, Store};
 
 /// Reacts to a store event.
