@@ -51,17 +51,40 @@ pub fn entries_of(obj: &Value) -> Vec<Entry> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|e| {
-            Some(Entry {
-                manager: e.get("manager")?.as_str()?.to_string(),
-                operation: e["operation"].as_str().unwrap_or("Update").to_string(),
-                api_version: e["apiVersion"].as_str().unwrap_or_default().to_string(),
-                time: e["time"].as_str().unwrap_or_default().to_string(),
-                subresource: e["subresource"].as_str().map(str::to_string),
-                fields: FieldSet::from_json(&e["fieldsV1"]),
-            })
-        })
+        .filter_map(parse)
         .collect()
+}
+
+/// Reads one entry; `None` for one without a manager.
+fn parse(e: &Value) -> Option<Entry> {
+    Some(Entry {
+        manager: e.get("manager")?.as_str()?.to_string(),
+        operation: e["operation"].as_str().unwrap_or("Update").to_string(),
+        api_version: e["apiVersion"].as_str().unwrap_or_default().to_string(),
+        time: e["time"].as_str().unwrap_or_default().to_string(),
+        subresource: e["subresource"].as_str().map(str::to_string),
+        fields: FieldSet::from_json(&e["fieldsV1"]),
+    })
+}
+
+/// An entry's JSON form.
+fn render(e: &Entry) -> Value {
+    // Built in place: `json!` would copy the rendered field set once more.
+    let mut v = serde_json::Map::with_capacity(7);
+    for (key, value) in [
+        ("manager", &e.manager),
+        ("operation", &e.operation),
+        ("apiVersion", &e.api_version),
+        ("time", &e.time),
+    ] {
+        v.insert(key.into(), Value::String(value.clone()));
+    }
+    v.insert("fieldsType".into(), Value::String("FieldsV1".into()));
+    v.insert("fieldsV1".into(), e.fields.to_json());
+    if let Some(s) = &e.subresource {
+        v.insert("subresource".into(), Value::String(s.clone()));
+    }
+    Value::Object(v)
 }
 
 /// Writes entries into the object, dropping empty ones; Apply entries first.
@@ -86,22 +109,7 @@ pub fn set_entries_keeping(obj: &mut Value, mut entries: Vec<Entry>, stored: &[E
             if let Some(json) = same.and_then(|i| kept.get_mut(i)).filter(|j| !j.is_null()) {
                 return json.take();
             }
-            // Built in place: `json!` would copy the rendered field set once more.
-            let mut v = serde_json::Map::with_capacity(7);
-            for (key, value) in [
-                ("manager", &e.manager),
-                ("operation", &e.operation),
-                ("apiVersion", &e.api_version),
-                ("time", &e.time),
-            ] {
-                v.insert(key.into(), Value::String(value.clone()));
-            }
-            v.insert("fieldsType".into(), Value::String("FieldsV1".into()));
-            v.insert("fieldsV1".into(), e.fields.to_json());
-            if let Some(s) = &e.subresource {
-                v.insert("subresource".into(), Value::String(s.clone()));
-            }
-            Value::Object(v)
+            render(e)
         })
         .collect();
     if let Some(m) = obj["metadata"].as_object_mut() {
@@ -127,25 +135,33 @@ pub fn upsert(entries: &mut Vec<Entry>, entry: Entry) {
     }
 }
 
-/// Records a non-apply write: the manager takes every changed field, others lose them. `only`
-/// names the one top-level field in which `new` may differ from `old`, when the caller knows it:
-/// fields elsewhere are neither compared nor looked for.
+/// Records a non-apply write: the manager takes every changed field, others lose them (entries
+/// left owning nothing stay, for [`set_entries_keeping`] to drop). `only` names the one top-level
+/// field in which `new` may differ from `old`, when the caller knows it: fields elsewhere are
+/// neither compared nor looked for. `reset` names a top-level field the write cannot set (the
+/// status, written through the main resource of a kind with a status subresource): as the
+/// apiserver's reset fields, it is owned by no one for this write, so the creator of a Pod does
+/// not own its empty status.
 #[allow(clippy::too_many_arguments)]
 pub fn record_update(
     entries: &mut Vec<Entry>,
     old: Option<&Value>,
     new: &Value,
     only: Option<&str>,
+    reset: Option<&str>,
     manager: &str,
     api_version: &str,
     subresource: Option<&str>,
     shape: &Shape<'_>,
     now: &str,
 ) {
-    let changed = match only {
+    let mut changed = match only {
         Some(field) => FieldSet::changed_field(old, new, field, shape),
         None => FieldSet::changed(old, new, shape),
     };
+    if let Some(field) = reset {
+        changed.children.remove(&format!("f:{field}"));
+    }
     if !changed.is_empty() {
         for e in entries.iter_mut() {
             e.fields.subtract(&changed);
@@ -171,7 +187,92 @@ pub fn record_update(
             None => e.fields.retain_existing(new),
         }
     }
-    entries.retain(|e| !e.fields.is_empty());
+}
+
+/// [`record_update`] and [`set_entries_keeping`] for a write in which `obj` differs from `old`
+/// in the top-level `field` only and still carries the stored managedFields: only the entries
+/// the write can change are read and rendered again, those owning something under `field` and
+/// the writer's own; the others keep their JSON. A controller's status write so leaves a Pod's
+/// large spec entry alone. Returns false, changing nothing, when an entry is not one this
+/// server stores (no manager, or fieldsV1 not an object): the general path handles those.
+#[allow(clippy::too_many_arguments)]
+pub fn record_field_update(
+    obj: &mut Value,
+    old: &Value,
+    field: &str,
+    manager: &str,
+    api_version: &str,
+    subresource: Option<&str>,
+    shape: &Shape<'_>,
+    now: &str,
+) -> bool {
+    let key = format!("f:{field}");
+    let Some(Value::Array(list)) = obj["metadata"].get("managedFields") else {
+        return false;
+    };
+    let mut touched = Vec::new();
+    for (i, e) in list.iter().enumerate() {
+        let (Some(m), Some(fields)) = (e.get("manager"), e.get("fieldsV1")) else {
+            return false;
+        };
+        let (Some(m), Some(fields)) = (m.as_str(), fields.as_object()) else {
+            return false;
+        };
+        let writers = m == manager
+            && e["operation"].as_str().unwrap_or("Update") == "Update"
+            && e["subresource"].as_str() == subresource
+            && e["apiVersion"].as_str().unwrap_or_default() == api_version;
+        if writers || fields.contains_key(&key) {
+            touched.push(i);
+        }
+    }
+    let stored: Vec<Entry> = touched.iter().filter_map(|&i| parse(&list[i])).collect();
+    let mut entries = stored.clone();
+    record_update(
+        &mut entries,
+        Some(old),
+        obj,
+        Some(field),
+        None,
+        manager,
+        api_version,
+        subresource,
+        shape,
+        now,
+    );
+    let Some(Value::Array(list)) = obj["metadata"].get_mut("managedFields") else {
+        unreachable!("read above");
+    };
+    // The touched entries come back in their order, the writer's new one (if any) after them.
+    let mut changed = entries
+        .into_iter()
+        .zip(stored.iter().map(Some).chain(std::iter::repeat(None)));
+    let mut out = Vec::with_capacity(list.len() + 1);
+    let mut next = touched.iter().peekable();
+    for (i, json) in std::mem::take(list).into_iter().enumerate() {
+        if next.next_if_eq(&&i).is_none() {
+            out.push(json);
+            continue;
+        }
+        let (e, was) = changed.next().expect("one entry per touched one");
+        if e.fields.is_empty() {
+            continue;
+        }
+        out.push(if was == Some(&e) { json } else { render(&e) });
+    }
+    out.extend(
+        changed
+            .filter(|(e, _)| !e.fields.is_empty())
+            .map(|(e, _)| render(&e)),
+    );
+    out.sort_by_key(|e| e["operation"] != "Apply");
+    let meta = obj["metadata"].as_object_mut().expect("read above");
+    if out.is_empty() {
+        meta.remove("managedFields");
+    } else {
+        meta.insert("managedFields".into(), Value::Array(out));
+    }
+    true
 }
 
 #[cfg(test)]
@@ -214,5 +315,111 @@ mod tests {
         let list = &obj["metadata"]["managedFields"];
         assert_eq!(list.as_array().map(Vec::len), Some(1));
         assert!(list[0].get("marker").is_none(), "{list}");
+    }
+
+    /// The general path of a status write: every entry read, recorded, and written back.
+    fn general(obj: &mut Value, old: &Value, manager: &str) {
+        let mut entries = entries_of(old);
+        let stored = entries.clone();
+        record_update(
+            &mut entries,
+            Some(old),
+            obj,
+            Some("status"),
+            None,
+            manager,
+            "v1",
+            Some("status"),
+            &Shape::Builtin,
+            "2026-01-02T00:00:00Z",
+        );
+        set_entries_keeping(obj, entries, &stored);
+    }
+
+    #[test]
+    fn a_status_write_reading_only_the_entries_it_can_change_records_what_the_general_path_does() {
+        let apply = json!({"manager": "meshplan", "operation": "Apply", "apiVersion": "v1",
+            "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}});
+        let spec = entry(
+            "kube-controller-manager",
+            json!({"f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:image": {}}}}}),
+        );
+        let mut kubelet = entry(
+            "kubelet",
+            json!({"f:status": {"f:phase": {}, "f:podIP": {}}}),
+        );
+        kubelet["subresource"] = json!("status");
+        let old = json!({"metadata": {"name": "p", "labels": {"app": "a"},
+                "managedFields": [apply, spec, kubelet]},
+            "spec": {"containers": [{"name": "app", "image": "i"}]},
+            "status": {"phase": "Pending", "podIP": "10.0.0.1"}});
+        let writes = [
+            // The kubelet changes a field it owns and adds one.
+            (
+                "kubelet",
+                json!({"phase": "Running", "podIP": "10.0.0.1", "hostIP": "10.0.0.2"}),
+            ),
+            // Another manager takes a field from the kubelet: a new entry, after the others.
+            ("other", json!({"phase": "Failed", "podIP": "10.0.0.1"})),
+            // Another manager takes every field: the kubelet's entry goes.
+            ("other", json!({"phase": "Failed", "podIP": "10.0.0.9"})),
+            // A field removed: its owner loses it.
+            ("kubelet", json!({"phase": "Pending"})),
+            // Nothing changed.
+            ("kubelet", json!({"phase": "Pending", "podIP": "10.0.0.1"})),
+        ];
+        for (manager, status) in writes {
+            let mut new = old.clone();
+            new["status"] = status.clone();
+            let mut expected = new.clone();
+            general(&mut expected, &old, manager);
+            assert!(record_field_update(
+                &mut new,
+                &old,
+                "status",
+                manager,
+                "v1",
+                Some("status"),
+                &Shape::Builtin,
+                "2026-01-02T00:00:00Z",
+            ));
+            assert_eq!(new, expected, "{manager} writing {status}");
+        }
+        // The spec entry, which a status write cannot change, keeps its JSON as stored.
+        let mut marked = old.clone();
+        marked["metadata"]["managedFields"][1]["marker"] = json!(true);
+        let mut new = marked.clone();
+        new["status"]["phase"] = json!("Running");
+        assert!(record_field_update(
+            &mut new,
+            &marked,
+            "status",
+            "kubelet",
+            "v1",
+            Some("status"),
+            &Shape::Builtin,
+            "2026-01-02T00:00:00Z",
+        ));
+        assert_eq!(new["metadata"]["managedFields"][1]["marker"], true);
+
+        // An entry without a manager is left to the general path, which drops it.
+        let mut odd = old.clone();
+        odd["metadata"]["managedFields"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("manager");
+        let mut new = odd.clone();
+        assert!(!record_field_update(
+            &mut new,
+            &odd,
+            "status",
+            "kubelet",
+            "v1",
+            Some("status"),
+            &Shape::Builtin,
+            "2026-01-02T00:00:00Z",
+        ));
+        assert_eq!(new, odd);
     }
 }

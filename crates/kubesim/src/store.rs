@@ -1055,46 +1055,63 @@ impl State {
         match ownership {
             Ownership::Apply(entries) => managed::set_entries(&mut new, entries),
             Ownership::Update | Ownership::System => {
-                let supplied = new["metadata"].get("managedFields");
-                let previous = old
-                    .as_ref()
-                    .and_then(|o| o["metadata"].get("managedFields"));
-                // A status-only write carries the stored metadata, compared already.
-                let unchanged = status_only || crate::equal::same_opt(supplied, previous);
-                let from_stored = supplied.is_some() && unchanged;
-                let mut entries = if !unchanged {
-                    match supplied {
-                        Some(Value::Array(a))
-                            if a.iter()
-                                .all(|e| e.as_object().is_some_and(|m| m.is_empty())) =>
-                        {
-                            vec![]
+                // A status-only write of an object with managedFields: see record_field_update.
+                let quick = status_only
+                    && old.as_deref().is_some_and(|o| {
+                        managed::record_field_update(
+                            &mut new,
+                            o,
+                            "status",
+                            &opts.manager,
+                            &api_version,
+                            sub,
+                            &shape,
+                            &now,
+                        )
+                    });
+                if !quick {
+                    let supplied = new["metadata"].get("managedFields");
+                    let previous = old
+                        .as_ref()
+                        .and_then(|o| o["metadata"].get("managedFields"));
+                    // A status-only write carries the stored metadata, compared already.
+                    let unchanged = status_only || crate::equal::same_opt(supplied, previous);
+                    let from_stored = supplied.is_some() && unchanged;
+                    let mut entries = if !unchanged {
+                        match supplied {
+                            Some(Value::Array(a))
+                                if a.iter()
+                                    .all(|e| e.as_object().is_some_and(|m| m.is_empty())) =>
+                            {
+                                vec![]
+                            }
+                            Some(_) => managed::entries_of(&new),
+                            None => old.as_deref().map(managed::entries_of).unwrap_or_default(),
                         }
-                        Some(_) => managed::entries_of(&new),
-                        None => old.as_deref().map(managed::entries_of).unwrap_or_default(),
-                    }
-                } else {
-                    old.as_deref().map(managed::entries_of).unwrap_or_default()
-                };
-                // Entries read from the stored object, which `new` still carries: those this
-                // write leaves unchanged keep their JSON.
-                let stored = if from_stored {
-                    entries.clone()
-                } else {
-                    Vec::new()
-                };
-                managed::record_update(
-                    &mut entries,
-                    old.as_deref(),
-                    &new,
-                    status_only.then_some("status"),
-                    &opts.manager,
-                    &api_version,
-                    sub,
-                    &shape,
-                    &now,
-                );
-                managed::set_entries_keeping(&mut new, entries, &stored);
+                    } else {
+                        old.as_deref().map(managed::entries_of).unwrap_or_default()
+                    };
+                    // Entries read from the stored object, which `new` still carries: those this
+                    // write leaves unchanged keep their JSON.
+                    let stored = if from_stored {
+                        entries.clone()
+                    } else {
+                        Vec::new()
+                    };
+                    managed::record_update(
+                        &mut entries,
+                        old.as_deref(),
+                        &new,
+                        status_only.then_some("status"),
+                        (sub.is_none() && res.status).then_some("status"),
+                        &opts.manager,
+                        &api_version,
+                        sub,
+                        &shape,
+                        &now,
+                    );
+                    managed::set_entries_keeping(&mut new, entries, &stored);
+                }
             }
         }
 
@@ -1624,5 +1641,49 @@ mod tests {
         );
         assert!(Arc::ptr_eq(&listed[0], &second.object));
         assert_eq!(listed[0]["data"]["a"], "2");
+    }
+
+    #[test]
+    fn the_status_belongs_to_whoever_writes_it_through_the_status_subresource() {
+        let store = Store::new();
+        let reg = store.registry();
+        let find = |p: &str| reg.find("", "v1", p).unwrap().clone();
+        let mut st = store.lock();
+        st.system_create(
+            &find("namespaces"),
+            "",
+            json!({"metadata": {"name": "shop"}}),
+            "test",
+        )
+        .unwrap();
+        let pod = json!({"metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "app", "image": "i"}]}});
+        let created = st
+            .system_create(&find("pods"), "shop", pod, "kube-controller-manager")
+            .unwrap()
+            .object;
+        // The creator owns what it sent, not the status the server reset.
+        let fields = &created["metadata"]["managedFields"];
+        assert_eq!(fields.as_array().map(Vec::len), Some(1), "{fields}");
+        assert!(fields[0]["fieldsV1"].get("f:status").is_none(), "{fields}");
+        assert!(fields[0]["fieldsV1"].get("f:spec").is_some(), "{fields}");
+        let mut running = Value::clone(&created);
+        running["status"] = json!({"phase": "Running"});
+        let started = st
+            .system_update(
+                &find("pods"),
+                "shop",
+                "p",
+                running,
+                Some("status"),
+                "kubelet",
+            )
+            .unwrap()
+            .object;
+        let fields = &started["metadata"]["managedFields"];
+        assert_eq!(fields[0], created["metadata"]["managedFields"][0]);
+        assert_eq!(fields[1]["manager"], "kubelet");
+        assert_eq!(fields[1]["subresource"], "status");
+        assert_eq!(fields[1]["fieldsV1"], json!({"f:status": {"f:phase": {}}}));
     }
 }

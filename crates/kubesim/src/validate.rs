@@ -100,7 +100,7 @@ pub fn builtin(
         ))
     })?;
     let mut unknown = Vec::new();
-    find_unknown(&mut obj, &typed, "", &mut unknown);
+    find_unknown(&mut obj, &typed, &mut String::new(), &mut unknown);
     if mode == FieldValidation::Strict && !unknown.is_empty() {
         let list: Vec<String> = unknown
             .iter()
@@ -115,24 +115,26 @@ pub fn builtin(
 }
 
 /// Removes fields of `input` that the typed round-trip dropped, recording their paths.
-fn find_unknown(input: &mut Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+/// `path` is the field path so far, extended in place: it is copied only for an unknown field.
+fn find_unknown(input: &mut Value, typed: &Value, path: &mut String, out: &mut Vec<String>) {
+    let len = path.len();
     match (input, typed) {
         (Value::Object(m), Value::Object(t)) => {
             let mut drop = Vec::new();
             for (k, v) in m.iter_mut() {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
+                if len > 0 {
+                    path.push('.');
+                }
+                path.push_str(k);
                 match t.get(k) {
-                    Some(tv) => find_unknown(v, tv, &p, out),
+                    Some(tv) => find_unknown(v, tv, path, out),
                     None if v.is_null() => {}
                     None => {
-                        out.push(p);
+                        out.push(path.clone());
                         drop.push(k.clone());
                     }
                 }
+                path.truncate(len);
             }
             for k in drop {
                 m.remove(&k);
@@ -140,7 +142,10 @@ fn find_unknown(input: &mut Value, typed: &Value, path: &str, out: &mut Vec<Stri
         }
         (Value::Array(a), Value::Array(t)) => {
             for (i, (v, tv)) in a.iter_mut().zip(t).enumerate() {
-                find_unknown(v, tv, &format!("{path}[{i}]"), out);
+                use std::fmt::Write;
+                let _ = write!(path, "[{i}]");
+                find_unknown(v, tv, path, out);
+                path.truncate(len);
             }
         }
         _ => {}

@@ -123,7 +123,7 @@ pub fn apply(
 fn add_path(set: &mut FieldSet, path: &[String]) {
     let mut cur = set;
     for p in path {
-        cur = cur.children.entry(p.clone()).or_default();
+        cur = cur.children.get_or_default(p);
     }
     cur.own = true;
 }
