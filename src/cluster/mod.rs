@@ -144,8 +144,9 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
-/// Reads (the inventory's LISTs, preflight's GETs) sent at once.
-const READS_AT_ONCE: usize = 8;
+/// Reads (the inventory's LISTs, preflight's GETs) sent at once: more than the LISTs of one
+/// namespace, and few enough that the answers held besides the inventory stay few.
+const READS_AT_ONCE: usize = 16;
 
 /// One LIST of the inventory.
 struct Read {
@@ -337,15 +338,18 @@ pub async fn preflight(
             ));
         }
     }
-    check_access(cluster, &reads).await?;
-    let found: Vec<(&String, bool)> = futures_util::stream::iter(namespaces)
+    // The namespaces are looked up while the permissions are checked (a round trip saved); a
+    // missing permission is reported first, as it explains a failed lookup.
+    let lookups = futures_util::stream::iter(namespaces)
         .map(|namespace| async move {
             let object = ObjectRef::new("v1", "Namespace", None, namespace);
             Ok::<_, ClusterError>((namespace, cluster.get(&object).await?.is_some()))
         })
         .buffered(READS_AT_ONCE)
-        .try_collect()
-        .await?;
+        .try_collect::<Vec<(&String, bool)>>();
+    let (access, found) = tokio::join!(check_access(cluster, &reads), lookups);
+    access?;
+    let found = found?;
     let missing: Vec<&str> = found
         .into_iter()
         .filter(|(_, found)| !found)

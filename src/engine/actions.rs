@@ -194,15 +194,20 @@ pub async fn act(
 ) -> Result<(), ClusterError> {
     match &step.action {
         Action::Preflight { namespaces, .. } => {
-            for namespace in namespaces {
-                let object = ObjectRef::new("v1", "Namespace", None, namespace);
-                if cluster.get(&object).await?.is_none() {
-                    return Err(ClusterError::Check(format!(
-                        "namespace `{namespace}` does not exist in the cluster"
-                    )));
-                }
+            // All at once: one round trip whatever the number of namespaces.
+            let found =
+                futures_util::future::try_join_all(namespaces.iter().map(|namespace| async move {
+                    cluster
+                        .get(&ObjectRef::new("v1", "Namespace", None, namespace))
+                        .await
+                }))
+                .await?;
+            match namespaces.iter().zip(found).find(|(_, f)| f.is_none()) {
+                Some((namespace, _)) => Err(ClusterError::Check(format!(
+                    "namespace `{namespace}` does not exist in the cluster"
+                ))),
+                None => Ok(()),
             }
-            Ok(())
         }
         Action::EnsureIstio { .. } => {
             // An add-on the plan installs or changes first; a plan that found it as wanted has

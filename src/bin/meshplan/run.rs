@@ -128,9 +128,19 @@ async fn read_cluster(
     cluster::preflight(cluster, &namespaces, istio, secrets)
         .await
         .map_err(failure)?;
-    cluster::inventory(&cluster.client, &namespaces, secrets)
-        .await
-        .map_err(failure)
+    // The Istio group-versions the run will write are discovered while the inventory is read,
+    // rather than in a round trip of their own when the run's permissions are checked.
+    let api = meshplan::istio::ApiVersions::for_version(&plan.spec.istio.version);
+    let writes: &[&str] = if istio {
+        &[api.networking, api.security, api.telemetry]
+    } else {
+        &[]
+    };
+    let (inventory, ()) = tokio::join!(
+        cluster::inventory(&cluster.client, &namespaces, secrets),
+        cluster.discover(writes)
+    );
+    inventory.map_err(failure)
 }
 
 /// Checks that everything the run, and a rollback of it, will do is allowed, before anything is
