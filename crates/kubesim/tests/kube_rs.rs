@@ -832,6 +832,18 @@ async fn await_condition_sees_a_completed_deployment_and_controllers_can_be_swit
         (Some(3), Some(3), Some(3))
     );
     assert_eq!(status.observed_generation, done.metadata.generation);
+    // The ReplicaSet was created at its count, as the real controller creates one: its spec was
+    // never written again (a spec write would have made its generation 2).
+    let sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(common::client(&server), "default");
+    let sets = sets.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(sets.len(), 1);
+    assert_eq!(sets[0].spec.as_ref().and_then(|s| s.replicas), Some(3));
+    assert_eq!(sets[0].metadata.generation, Some(1));
+    assert_eq!(
+        sets[0].status.as_ref().and_then(|s| s.observed_generation),
+        Some(1)
+    );
 
     let off = kubesim::Server::builder()
         .deployment_controller(false)

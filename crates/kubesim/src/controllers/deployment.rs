@@ -210,9 +210,13 @@ fn set_rs_replicas(
     let Some(rs) = st.find(rs_res, ns, rs_name).cloned() else {
         return;
     };
-    let mut new = Value::clone(&rs);
-    new["spec"]["replicas"] = json!(replicas);
-    let _ = st.system_update(rs_res, ns, rs_name, new, None, MANAGER);
+    // A new ReplicaSet is created at its count already, as the real controller creates one
+    // scaled to what the rollout may start: only an old one is scaled.
+    if rs["spec"]["replicas"].as_i64() != Some(replicas) {
+        let mut new = Value::clone(&rs);
+        new["spec"]["replicas"] = json!(replicas);
+        let _ = st.system_update(rs_res, ns, rs_name, new, None, MANAGER);
+    }
     let count = pods_of(st, pods, ns, meta_str(&rs, "uid")).len() as i64;
     if let Some(rs) = st.find(rs_res, ns, rs_name).cloned() {
         let mut new = Value::clone(&rs);
@@ -336,7 +340,7 @@ pub async fn rollout(
                     "annotations": {"deployment.kubernetes.io/revision": revision.to_string(),
                         "deployment.kubernetes.io/desired-replicas": replicas.to_string()},
                     "ownerReferences": [owner_ref(&d, "Deployment", "apps/v1")]},
-                "spec": {"replicas": 0, "selector": selector, "template": template}});
+                "spec": {"replicas": replicas, "selector": selector, "template": template}});
             if st.system_create(&rsres, &ns, rs, MANAGER).is_err() {
                 return;
             }
