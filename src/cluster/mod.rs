@@ -144,8 +144,8 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
-/// Reads (the inventory's LISTs, preflight's GETs) sent at once: more than the LISTs of one
-/// namespace, and few enough that the answers held besides the inventory stay few.
+/// The inventory's LISTs sent at once: more than the LISTs of one namespace, and few enough
+/// that the answers held besides the inventory stay few.
 const READS_AT_ONCE: usize = 16;
 
 /// One LIST of the inventory.
@@ -281,6 +281,27 @@ fn values(objects: Vec<DynamicObject>, ar: &ApiResource) -> Vec<(String, Value)>
         .collect()
 }
 
+/// Those of `namespaces` the cluster does not have, in order; all looked up at once (a round
+/// trip, whatever their number).
+pub async fn missing_namespaces<'a>(
+    cluster: &Cluster,
+    namespaces: &'a [String],
+) -> Result<Vec<&'a str>, ClusterError> {
+    use crate::object::ObjectRef;
+    let found = futures_util::future::try_join_all(namespaces.iter().map(|namespace| async move {
+        cluster
+            .get(&ObjectRef::new("v1", "Namespace", None, namespace))
+            .await
+    }))
+    .await?;
+    Ok(namespaces
+        .iter()
+        .zip(found)
+        .filter(|(_, found)| found.is_none())
+        .map(|(namespace, _)| namespace.as_str())
+        .collect())
+}
+
 /// Checks, before anything is read or changed, that the cluster serves what the migration needs:
 /// the App Mesh CRDs, the Istio CRDs (when `istio`), the namespaces in scope, and that this user
 /// may read them (with `secrets`, their Secrets' metadata too).
@@ -291,7 +312,6 @@ pub async fn preflight(
     secrets: bool,
 ) -> Result<(), ClusterError> {
     use crate::object::ObjectRef;
-    use futures_util::{StreamExt, TryStreamExt};
     // Reading the inventory: one LIST per kind per namespace, and the cluster's namespaces and meshes.
     let mut reads = vec![
         Access::new("list", "v1", "Namespace", None),
@@ -340,21 +360,12 @@ pub async fn preflight(
     }
     // The namespaces are looked up while the permissions are checked (a round trip saved); a
     // missing permission is reported first, as it explains a failed lookup.
-    let lookups = futures_util::stream::iter(namespaces)
-        .map(|namespace| async move {
-            let object = ObjectRef::new("v1", "Namespace", None, namespace);
-            Ok::<_, ClusterError>((namespace, cluster.get(&object).await?.is_some()))
-        })
-        .buffered(READS_AT_ONCE)
-        .try_collect::<Vec<(&String, bool)>>();
-    let (access, found) = tokio::join!(check_access(cluster, &reads), lookups);
+    let (access, missing) = tokio::join!(
+        check_access(cluster, &reads),
+        missing_namespaces(cluster, namespaces)
+    );
     access?;
-    let found = found?;
-    let missing: Vec<&str> = found
-        .into_iter()
-        .filter(|(_, found)| !found)
-        .map(|(namespace, _)| namespace.as_str())
-        .collect();
+    let missing = missing?;
     if !missing.is_empty() {
         return Err(ClusterError::Check(format!(
             "namespace(s) {} of `source.namespaces` do not exist in this cluster",

@@ -194,16 +194,11 @@ pub async fn act(
 ) -> Result<(), ClusterError> {
     match &step.action {
         Action::Preflight { namespaces, .. } => {
-            // All at once: one round trip whatever the number of namespaces.
-            let found =
-                futures_util::future::try_join_all(namespaces.iter().map(|namespace| async move {
-                    cluster
-                        .get(&ObjectRef::new("v1", "Namespace", None, namespace))
-                        .await
-                }))
-                .await?;
-            match namespaces.iter().zip(found).find(|(_, f)| f.is_none()) {
-                Some((namespace, _)) => Err(ClusterError::Check(format!(
+            match crate::cluster::missing_namespaces(cluster, namespaces)
+                .await?
+                .first()
+            {
+                Some(namespace) => Err(ClusterError::Check(format!(
                     "namespace `{namespace}` does not exist in the cluster"
                 ))),
                 None => Ok(()),

@@ -112,6 +112,11 @@ pub fn set_entries_keeping(obj: &mut Value, mut entries: Vec<Entry>, stored: &[E
             render(e)
         })
         .collect();
+    put_list(obj, list);
+}
+
+/// Sets the object's managedFields to `list`, or removes them when it is empty.
+fn put_list(obj: &mut Value, list: Vec<Value>) {
     if let Some(m) = obj["metadata"].as_object_mut() {
         if list.is_empty() {
             m.remove("managedFields");
@@ -187,6 +192,76 @@ pub fn record_update(
             None => e.fields.retain_existing(new),
         }
     }
+}
+
+/// Records a non-apply write (an update, or a simulated controller's write) in `new`'s
+/// managedFields: the entries `new` carries if its writer changed them, else those of `old`;
+/// then [`record_update`]. `status_only`: `new` is `old` but for its status. `reset`: see
+/// [`record_update`].
+#[allow(clippy::too_many_arguments)]
+pub fn record_write(
+    new: &mut Value,
+    old: Option<&Value>,
+    status_only: bool,
+    reset: Option<&str>,
+    manager: &str,
+    api_version: &str,
+    subresource: Option<&str>,
+    shape: &Shape<'_>,
+    now: &str,
+) {
+    if status_only
+        && old.is_some_and(|o| {
+            record_field_update(
+                new,
+                o,
+                "status",
+                manager,
+                api_version,
+                subresource,
+                shape,
+                now,
+            )
+        })
+    {
+        return;
+    }
+    let supplied = new["metadata"].get("managedFields");
+    let previous = old.and_then(|o| o["metadata"].get("managedFields"));
+    // A status-only write carries the stored metadata, compared already.
+    let unchanged = status_only || crate::equal::same_opt(supplied, previous);
+    let from_stored = supplied.is_some() && unchanged;
+    let mut entries = match supplied {
+        Some(Value::Array(a))
+            if !unchanged
+                && a.iter()
+                    .all(|e| e.as_object().is_some_and(|m| m.is_empty())) =>
+        {
+            vec![]
+        }
+        Some(_) if !unchanged => entries_of(new),
+        _ => old.map(entries_of).unwrap_or_default(),
+    };
+    // Entries read from the stored object, which `new` still carries: those this write leaves
+    // unchanged keep their JSON.
+    let stored = if from_stored {
+        entries.clone()
+    } else {
+        Vec::new()
+    };
+    record_update(
+        &mut entries,
+        old,
+        new,
+        status_only.then_some("status"),
+        reset,
+        manager,
+        api_version,
+        subresource,
+        shape,
+        now,
+    );
+    set_entries_keeping(new, entries, &stored);
 }
 
 /// [`record_update`] and [`set_entries_keeping`] for a write in which `obj` differs from `old`
@@ -266,12 +341,7 @@ pub fn record_field_update(
             .map(|(e, _)| render(&e)),
     );
     out.sort_by_key(|e| e["operation"] != "Apply");
-    let meta = obj["metadata"].as_object_mut().expect("read above");
-    if out.is_empty() {
-        meta.remove("managedFields");
-    } else {
-        meta.insert("managedFields".into(), Value::Array(out));
-    }
+    put_list(obj, out);
     true
 }
 

@@ -1054,65 +1054,17 @@ impl State {
         let api_version = res.api_version();
         match ownership {
             Ownership::Apply(entries) => managed::set_entries(&mut new, entries),
-            Ownership::Update | Ownership::System => {
-                // A status-only write of an object with managedFields: see record_field_update.
-                let quick = status_only
-                    && old.as_deref().is_some_and(|o| {
-                        managed::record_field_update(
-                            &mut new,
-                            o,
-                            "status",
-                            &opts.manager,
-                            &api_version,
-                            sub,
-                            &shape,
-                            &now,
-                        )
-                    });
-                if !quick {
-                    let supplied = new["metadata"].get("managedFields");
-                    let previous = old
-                        .as_ref()
-                        .and_then(|o| o["metadata"].get("managedFields"));
-                    // A status-only write carries the stored metadata, compared already.
-                    let unchanged = status_only || crate::equal::same_opt(supplied, previous);
-                    let from_stored = supplied.is_some() && unchanged;
-                    let mut entries = if !unchanged {
-                        match supplied {
-                            Some(Value::Array(a))
-                                if a.iter()
-                                    .all(|e| e.as_object().is_some_and(|m| m.is_empty())) =>
-                            {
-                                vec![]
-                            }
-                            Some(_) => managed::entries_of(&new),
-                            None => old.as_deref().map(managed::entries_of).unwrap_or_default(),
-                        }
-                    } else {
-                        old.as_deref().map(managed::entries_of).unwrap_or_default()
-                    };
-                    // Entries read from the stored object, which `new` still carries: those this
-                    // write leaves unchanged keep their JSON.
-                    let stored = if from_stored {
-                        entries.clone()
-                    } else {
-                        Vec::new()
-                    };
-                    managed::record_update(
-                        &mut entries,
-                        old.as_deref(),
-                        &new,
-                        status_only.then_some("status"),
-                        (sub.is_none() && res.status).then_some("status"),
-                        &opts.manager,
-                        &api_version,
-                        sub,
-                        &shape,
-                        &now,
-                    );
-                    managed::set_entries_keeping(&mut new, entries, &stored);
-                }
-            }
+            Ownership::Update | Ownership::System => managed::record_write(
+                &mut new,
+                old.as_deref(),
+                status_only,
+                (sub.is_none() && res.status).then_some("status"),
+                &opts.manager,
+                &api_version,
+                sub,
+                &shape,
+                &now,
+            ),
         }
 
         let deleting_done = old.is_some()
