@@ -270,7 +270,10 @@ impl Store {
         self.lock().update(res, ns, name, body, sub, opts)
     }
 
-    /// Patches an object; apply patches may create it.
+    /// Patches an object; apply patches may create it. Like the apiserver, which prepares a
+    /// write before its storage's transaction, the patch is prepared outside the lock and stored
+    /// if the object is still as it was read; if it changed meanwhile, it is patched again under
+    /// the lock.
     #[allow(clippy::too_many_arguments)]
     pub fn patch(
         &self,
@@ -282,7 +285,94 @@ impl Store {
         sub: Option<&str>,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
-        self.lock().patch(res, ns, name, ptype, body, sub, opts)
+        let key_ns = ns_key(res, ns);
+        let snapshot = self.lock().snapshot(res, &key_ns, name);
+        let old = snapshot.old.clone();
+        let prepared = prepare_patch(snapshot, res, &key_ns, name, ptype, body, sub, opts)?;
+        self.install_if_current(res, &key_ns, name, old.as_ref(), prepared)
+            .unwrap_or_else(|| self.lock().patch(res, ns, name, ptype, body, sub, opts))
+    }
+
+    /// Writes an object on behalf of a controller, as [`State::system_update`] does, prepared
+    /// outside the lock as [`Store::patch`] is.
+    pub fn system_update(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        new: Value,
+        sub: Option<&str>,
+        manager: &str,
+    ) -> ApiResult<Written> {
+        let key_ns = ns_key(res, ns);
+        let snapshot = self.lock().snapshot(res, &key_ns, name);
+        let old = snapshot
+            .old
+            .ok_or_else(|| ApiError::not_found(&res.qualified(), name))?;
+        let prepared = prepare(
+            &snapshot.registry,
+            res,
+            name,
+            Some(old.clone()),
+            // Kept for a write that has to be prepared again.
+            new.clone(),
+            sub,
+            Ownership::System,
+            &system_options(manager),
+        )?;
+        self.install_if_current(res, &key_ns, name, Some(&old), prepared)
+            .unwrap_or_else(|| self.lock().system_update(res, ns, name, new, sub, manager))
+    }
+
+    /// Creates an object on behalf of a controller, prepared outside the lock as
+    /// [`Store::patch`] is; one created meanwhile under the same name wins.
+    pub fn system_create(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        body: Value,
+        manager: &str,
+    ) -> ApiResult<Written> {
+        let (registry, key_ns, name, body) = {
+            let st = self.lock();
+            let (key_ns, name, body) = st.admit_create(res, ns, body)?;
+            (st.registry.clone(), key_ns, name, body)
+        };
+        let opts = system_options(manager);
+        let prepared = prepare(
+            &registry,
+            res,
+            &name,
+            None,
+            body,
+            None,
+            Ownership::Update,
+            &opts,
+        )?;
+        self.install_if_current(res, &key_ns, &name, None, prepared)
+            .unwrap_or_else(|| Err(ApiError::already_exists(&res.qualified(), &name)))
+    }
+
+    /// Stores a write prepared against `old` if the object is still `old` (`None`: still
+    /// absent); `None` if it changed meanwhile.
+    fn install_if_current(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        old: Option<&Arc<Value>>,
+        prepared: Prepared,
+    ) -> Option<ApiResult<Written>> {
+        if let Prepared::Done(written) = prepared {
+            return Some(Ok(written));
+        }
+        let mut st = self.lock();
+        let current = match (st.get(res, ns, name), old) {
+            (Some(now), Some(old)) => Arc::ptr_eq(now, old),
+            (None, None) => true,
+            _ => false,
+        };
+        current.then(|| st.install(res, ns, name, prepared))
     }
 
     /// Deletes an object.
@@ -559,9 +649,30 @@ impl State {
         &mut self,
         res: &ResourceInfo,
         ns: &str,
-        mut body: Value,
+        body: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
+        let (key_ns, name, body) = self.admit_create(res, ns, body)?;
+        self.commit(
+            res,
+            &key_ns,
+            &name,
+            None,
+            body,
+            None,
+            Ownership::Update,
+            opts,
+        )
+    }
+
+    /// What a create writes, once checked against the state: its namespace key, its name (made
+    /// from `generateName` if need be) and the body, with sidecars for a pod.
+    fn admit_create(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        mut body: Value,
+    ) -> ApiResult<(String, String, Value)> {
         check_object_identity(res, &body)?;
         normalize_namespace(res, ns, &mut body)?;
         if !meta_str(&body, "resourceVersion").is_empty() {
@@ -602,16 +713,7 @@ impl State {
         if self.injection && res.group.is_empty() && res.kind == "Pod" {
             self.inject_sidecars(&key_ns, &mut body);
         }
-        self.commit(
-            res,
-            &key_ns,
-            &name,
-            None,
-            body,
-            None,
-            Ownership::Update,
-            opts,
-        )
+        Ok((key_ns, name, body))
     }
 
     fn update(
@@ -682,200 +784,244 @@ impl State {
         sub: Option<&str>,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
-        if opts.force && ptype != PatchType::Apply {
-            return Err(ApiError::invalid_options(
-                "PatchOptions",
-                Cause::new(
-                    "FieldValueForbidden",
-                    "Forbidden: may not be specified for non-apply patch",
-                    "force",
-                ),
-            ));
-        }
         let key_ns = ns_key(res, ns);
-        let old = self.get(res, &key_ns, name).cloned();
-        if ptype == PatchType::Apply {
-            return self.apply(res, &key_ns, name, old, body, sub, opts);
-        }
-        let old = old.ok_or_else(|| ApiError::not_found(&res.qualified(), name))?;
-        let mut new = Value::clone(&old);
-        match ptype {
-            PatchType::Merge => patch::merge(&mut new, &parse_json(body)?),
-            PatchType::Json => patch::json(&mut new, body)?,
-            PatchType::Strategic => {
-                if res.is_custom() {
-                    return Err(ApiError::unsupported_media_type());
-                }
-                patch::strategic::apply(&mut new, &parse_json(body)?, &Shape::Builtin);
-            }
-            PatchType::Apply => unreachable!("handled above"),
-        }
-        if meta_str(&new, "resourceVersion") != meta_str(&old, "resourceVersion") {
-            return Err(ApiError::conflict(&res.qualified(), name));
-        }
-        if meta_str(&new, "name") != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                meta_str(&new, "name")
-            )));
-        }
-        self.commit(
-            res,
-            &key_ns,
-            name,
-            Some(old),
-            new,
-            sub,
-            Ownership::Update,
-            opts,
-        )
+        let snapshot = self.snapshot(res, &key_ns, name);
+        let prepared = prepare_patch(snapshot, res, &key_ns, name, ptype, body, sub, opts)?;
+        self.install(res, &key_ns, name, prepared)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
-        &mut self,
-        res: &ResourceInfo,
-        ns: &str,
-        name: &str,
-        old: Option<Arc<Value>>,
-        body: &[u8],
-        sub: Option<&str>,
-        opts: &WriteOptions,
-    ) -> ApiResult<Written> {
-        if !opts.manager_explicit {
-            return Err(ApiError::invalid_options(
-                "PatchOptions",
-                Cause::new(
-                    "FieldValueRequired",
-                    "Required value: is required for apply patch",
-                    "fieldManager",
-                ),
-            ));
-        }
-        let text = std::str::from_utf8(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-        // JSON is YAML, and clients (kubectl, kube-rs) send JSON: read it as such, and only what
-        // is not JSON with the YAML parser, which is several times slower.
-        let applied: Value = match serde_json::from_str(text) {
-            Ok(applied) => applied,
-            Err(_) => serde_saphyr::from_str(text)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+    /// What a write to `name` is prepared against: the stored object, and for a create whether
+    /// its namespace takes it.
+    fn snapshot(&self, res: &ResourceInfo, ns: &str, name: &str) -> Snapshot {
+        let old = self.get(res, ns, name).cloned();
+        let namespace = match old {
+            None => self.check_namespace(res, ns, name).err(),
+            Some(_) => None,
         };
-        if !applied.is_object() {
-            return Err(ApiError::bad_request(
-                "error decoding YAML: the applied configuration must be an object",
-            ));
-        }
-        let av = applied["apiVersion"].as_str().unwrap_or_default();
-        if av != res.api_version() {
-            return Err(ApiError::bad_request(format!(
-                "Incorrect version specified in apply patch. Specified patch version: {av}, expected: {}",
-                res.api_version()
-            )));
-        }
-        if applied["kind"].as_str() != Some(res.kind.as_str()) {
-            return Err(ApiError::bad_request(format!(
-                "Incorrect kind specified in apply patch. Specified patch kind: {}, expected: {}",
-                applied["kind"].as_str().unwrap_or_default(),
-                res.kind
-            )));
-        }
-        if meta_str(&applied, "name") != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                meta_str(&applied, "name")
-            )));
-        }
-        if !applied["metadata"]["managedFields"].is_null() {
-            return Err(ApiError::bad_request("metadata.managedFields must be nil"));
-        }
-        let mut applied = applied;
-        normalize_namespace(res, ns, &mut applied)?;
-        if res.namespaced {
-            remove_meta(&mut applied, "namespace");
-        }
-        remove_meta(&mut applied, "name");
-        if let Some(m) = applied["metadata"].as_object()
-            && m.is_empty()
-        {
-            applied
-                .as_object_mut()
-                .expect("checked object")
-                .remove("metadata");
-        }
-        let unknown = if res.is_custom() {
-            crd::unknown_fields(res, &applied)
-        } else {
-            let mut probe = applied.clone();
-            probe["metadata"]["name"] = json!(name);
-            validate::builtin(
-                &res.group,
-                &res.version,
-                &res.kind,
-                probe,
-                FieldValidation::Ignore,
-            )?
-            .1
-        };
-        if let Some(u) = unknown.first() {
-            return Err(ApiError::new(
-                500,
-                "",
-                format!(
-                    "failed to create typed patch object ({}; {}, Kind={}): .{u}: field not declared in schema",
-                    if ns.is_empty() {
-                        name.to_string()
-                    } else {
-                        format!("{ns}/{name}")
-                    },
-                    res.api_version(),
-                    res.kind
-                ),
-            ));
-        }
-        if old.is_none() {
-            self.check_namespace(res, ns, name)?;
-        }
-        let entries = old.as_deref().map(managed::entries_of).unwrap_or_default();
-        let shape = shape_of(res);
-        let allowed = (opts.manager == "kubectl")
-            .then(|| old.as_deref()?["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].as_str())
-            .flatten()
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
-            .map(|last| crate::fieldset::FieldSet::of_value(&last, &shape));
-        let now = meta::now();
-        let result = patch::apply::apply(
-            old.as_deref(),
-            &applied,
-            entries,
-            &opts.manager,
-            &res.api_version(),
-            sub,
-            opts.force,
-            allowed.as_ref(),
-            &shape,
-            &now,
-        )?;
-        let mut new = result.object;
-        new["apiVersion"] = json!(res.api_version());
-        new["kind"] = json!(res.kind);
-        set_meta(&mut new, "name", json!(name));
-        if res.namespaced {
-            set_meta(&mut new, "namespace", json!(ns));
-        }
-        self.commit(
-            res,
-            ns,
-            name,
+        Snapshot {
+            registry: self.registry.clone(),
             old,
-            new,
-            sub,
-            Ownership::Apply(result.entries),
-            opts,
-        )
+            namespace,
+        }
     }
+}
 
-    /// The write pipeline shared by create, update, patch and apply.
+/// The state a write is prepared against, read under the lock.
+struct Snapshot {
+    registry: Registry,
+    /// The stored object (`None`: absent).
+    old: Option<Arc<Value>>,
+    /// Why the object's namespace takes no new object, for a create.
+    namespace: Option<ApiError>,
+}
+
+/// Prepares a patch (see [`prepare`]) against `snapshot`; apply patches may create.
+#[allow(clippy::too_many_arguments)]
+fn prepare_patch(
+    snapshot: Snapshot,
+    res: &ResourceInfo,
+    key_ns: &str,
+    name: &str,
+    ptype: PatchType,
+    body: &[u8],
+    sub: Option<&str>,
+    opts: &WriteOptions,
+) -> ApiResult<Prepared> {
+    if opts.force && ptype != PatchType::Apply {
+        return Err(ApiError::invalid_options(
+            "PatchOptions",
+            Cause::new(
+                "FieldValueForbidden",
+                "Forbidden: may not be specified for non-apply patch",
+                "force",
+            ),
+        ));
+    }
+    if ptype == PatchType::Apply {
+        return prepare_apply(snapshot, res, key_ns, name, body, sub, opts);
+    }
+    let old = snapshot
+        .old
+        .ok_or_else(|| ApiError::not_found(&res.qualified(), name))?;
+    let mut new = Value::clone(&old);
+    match ptype {
+        PatchType::Merge => patch::merge(&mut new, &parse_json(body)?),
+        PatchType::Json => patch::json(&mut new, body)?,
+        PatchType::Strategic => {
+            if res.is_custom() {
+                return Err(ApiError::unsupported_media_type());
+            }
+            patch::strategic::apply(&mut new, &parse_json(body)?, &Shape::Builtin);
+        }
+        PatchType::Apply => unreachable!("handled above"),
+    }
+    if meta_str(&new, "resourceVersion") != meta_str(&old, "resourceVersion") {
+        return Err(ApiError::conflict(&res.qualified(), name));
+    }
+    if meta_str(&new, "name") != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            meta_str(&new, "name")
+        )));
+    }
+    prepare(
+        &snapshot.registry,
+        res,
+        name,
+        Some(old),
+        new,
+        sub,
+        Ownership::Update,
+        opts,
+    )
+}
+
+/// Prepares a server-side apply (see [`prepare`]) against `snapshot`.
+fn prepare_apply(
+    snapshot: Snapshot,
+    res: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    body: &[u8],
+    sub: Option<&str>,
+    opts: &WriteOptions,
+) -> ApiResult<Prepared> {
+    let old = snapshot.old;
+    if !opts.manager_explicit {
+        return Err(ApiError::invalid_options(
+            "PatchOptions",
+            Cause::new(
+                "FieldValueRequired",
+                "Required value: is required for apply patch",
+                "fieldManager",
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    // JSON is YAML, and clients (kubectl, kube-rs) send JSON: read it as such, and only what
+    // is not JSON with the YAML parser, which is several times slower.
+    let applied: Value = match serde_json::from_str(text) {
+        Ok(applied) => applied,
+        Err(_) => serde_saphyr::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+    };
+    if !applied.is_object() {
+        return Err(ApiError::bad_request(
+            "error decoding YAML: the applied configuration must be an object",
+        ));
+    }
+    let av = applied["apiVersion"].as_str().unwrap_or_default();
+    if av != res.api_version() {
+        return Err(ApiError::bad_request(format!(
+            "Incorrect version specified in apply patch. Specified patch version: {av}, expected: {}",
+            res.api_version()
+        )));
+    }
+    if applied["kind"].as_str() != Some(res.kind.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "Incorrect kind specified in apply patch. Specified patch kind: {}, expected: {}",
+            applied["kind"].as_str().unwrap_or_default(),
+            res.kind
+        )));
+    }
+    if meta_str(&applied, "name") != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            meta_str(&applied, "name")
+        )));
+    }
+    if !applied["metadata"]["managedFields"].is_null() {
+        return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+    }
+    let mut applied = applied;
+    normalize_namespace(res, ns, &mut applied)?;
+    if res.namespaced {
+        remove_meta(&mut applied, "namespace");
+    }
+    remove_meta(&mut applied, "name");
+    if let Some(m) = applied["metadata"].as_object()
+        && m.is_empty()
+    {
+        applied
+            .as_object_mut()
+            .expect("checked object")
+            .remove("metadata");
+    }
+    let unknown = if res.is_custom() {
+        crd::unknown_fields(res, &applied)
+    } else {
+        let mut probe = applied.clone();
+        probe["metadata"]["name"] = json!(name);
+        validate::builtin(
+            &res.group,
+            &res.version,
+            &res.kind,
+            probe,
+            FieldValidation::Ignore,
+        )?
+        .1
+    };
+    if let Some(u) = unknown.first() {
+        return Err(ApiError::new(
+            500,
+            "",
+            format!(
+                "failed to create typed patch object ({}; {}, Kind={}): .{u}: field not declared in schema",
+                if ns.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{ns}/{name}")
+                },
+                res.api_version(),
+                res.kind
+            ),
+        ));
+    }
+    if let Some(error) = snapshot.namespace {
+        return Err(error);
+    }
+    let entries = old.as_deref().map(managed::entries_of).unwrap_or_default();
+    let shape = shape_of(res);
+    let allowed = (opts.manager == "kubectl")
+        .then(|| old.as_deref()?["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].as_str())
+        .flatten()
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .map(|last| crate::fieldset::FieldSet::of_value(&last, &shape));
+    let now = meta::now();
+    let result = patch::apply::apply(
+        old.as_deref(),
+        &applied,
+        entries,
+        &opts.manager,
+        &res.api_version(),
+        sub,
+        opts.force,
+        allowed.as_ref(),
+        &shape,
+        &now,
+    )?;
+    let mut new = result.object;
+    new["apiVersion"] = json!(res.api_version());
+    new["kind"] = json!(res.kind);
+    set_meta(&mut new, "name", json!(name));
+    if res.namespaced {
+        set_meta(&mut new, "namespace", json!(ns));
+    }
+    prepare(
+        &snapshot.registry,
+        res,
+        name,
+        old,
+        new,
+        sub,
+        Ownership::Apply(result.entries),
+        opts,
+    )
+}
+
+impl State {
+    /// The write pipeline shared by create, update, patch and apply: prepared, then stored.
     #[allow(clippy::too_many_arguments)]
     fn commit(
         &mut self,
@@ -883,244 +1029,307 @@ impl State {
         ns: &str,
         name: &str,
         old: Option<Arc<Value>>,
-        mut new: Value,
+        new: Value,
         sub: Option<&str>,
         ownership: Ownership,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
-        new["apiVersion"] = json!(res.api_version());
-        new["kind"] = json!(res.kind);
-        // Whether `new` is the stored object but for its status, so that only the status needs
-        // comparing from here on.
-        let mut status_only = false;
-        if sub == Some("status") {
-            let Some(o) = &old else {
-                return Err(ApiError::not_found(&res.qualified(), name));
-            };
-            // Most status writes (a controller's, a client's read-modify-write) change only the
-            // status: such a write is the stored object already, with no copy of it to make.
-            status_only = same_but_status(&new, o);
-            let mut merged = if status_only {
-                new
-            } else {
-                let mut merged = Value::clone(o);
-                merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
-                if !crate::equal::same_opt(
-                    new["metadata"].get("managedFields"),
-                    o["metadata"].get("managedFields"),
-                ) {
-                    merged["metadata"]["managedFields"] = new["metadata"]["managedFields"].clone();
-                }
-                // The Deployment status strategy keeps only spec and labels from storage, so
-                // status writes may change annotations (the controller records revisions so).
-                if res.group == "apps"
-                    && res.kind == "Deployment"
-                    && new["metadata"]["annotations"].is_object()
-                {
-                    merged["metadata"]["annotations"] = new["metadata"]["annotations"].clone();
-                }
-                merged
-            };
-            if merged.get("status").is_some_and(Value::is_null) {
-                merged
-                    .as_object_mut()
-                    .expect("stored objects are objects")
-                    .remove("status");
-            }
-            new = merged;
-        } else if sub.is_some() {
-            return Err(ApiError::unknown_path());
-        } else if res.status {
-            match &old {
-                Some(o) => match o.get("status") {
-                    Some(s) => new["status"] = s.clone(),
-                    None => {
-                        new.as_object_mut().expect("object").remove("status");
-                    }
-                },
-                None => {
-                    let obj = new.as_object_mut().expect("object");
-                    obj.remove("status");
-                    if !res.is_custom() {
-                        obj.insert("status".into(), json!({}));
-                    }
-                }
-            }
-        }
-
-        // Server-owned metadata.
-        match &old {
-            Some(o) => {
-                for f in [
-                    "uid",
-                    "creationTimestamp",
-                    "deletionTimestamp",
-                    "deletionGracePeriodSeconds",
-                    "generation",
-                ] {
-                    match o["metadata"].get(f) {
-                        Some(v) => set_meta(&mut new, f, v.clone()),
-                        None => remove_meta(&mut new, f),
-                    }
-                }
-                set_meta(
-                    &mut new,
-                    "resourceVersion",
-                    o["metadata"]["resourceVersion"].clone(),
-                );
-            }
-            None => {
-                set_meta(&mut new, "uid", json!(meta::new_uid()));
-                set_meta(&mut new, "creationTimestamp", json!(meta::now()));
-                for f in [
-                    "deletionTimestamp",
-                    "deletionGracePeriodSeconds",
-                    "resourceVersion",
-                ] {
-                    remove_meta(&mut new, f);
-                }
-                if meta::has_generation(res) {
-                    set_meta(&mut new, "generation", json!(1));
-                } else {
-                    remove_meta(&mut new, "generation");
-                }
-            }
-        }
-
-        let mut warnings = Vec::new();
-        let mode = if matches!(ownership, Ownership::Apply(_)) {
-            FieldValidation::Ignore
-        } else {
-            opts.validation
-        };
-        if opts.trusted {
-            // A controller's own write: nothing to prune or report.
-        } else if !res.is_custom() {
-            let (pruned, unknown) =
-                validate::builtin(&res.group, &res.version, &res.kind, new, mode)?;
-            new = pruned;
-            if mode == FieldValidation::Warn {
-                warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")));
-            }
-        } else {
-            crd::validate_custom(res, &mut new, old.as_deref(), mode, &mut warnings)?;
-        }
-        crate::defaults::apply(res, &mut new, old.as_deref());
-
-        if old.is_none()
-            && let Some(cause) = validate::name(&res.kind, name)
-        {
-            return Err(ApiError::invalid(&res.kind, &res.group, name, vec![cause]));
-        }
-        if let Some(cause) = validate::annotations_size(&new) {
-            return Err(ApiError::invalid(&res.kind, &res.group, name, vec![cause]));
-        }
-        if res.group == "apiextensions.k8s.io" && res.kind == "CustomResourceDefinition" {
-            crd::prepare(&self.registry, &mut new)?;
-        }
-        if let Some(o) = &old {
-            let was = finalizers(o);
-            let deleting = !o["metadata"]["deletionTimestamp"].is_null();
-            let added: Vec<String> = finalizers(&new)
-                .into_iter()
-                .filter(|f| !was.contains(f))
-                .collect();
-            if deleting && !added.is_empty() {
-                return Err(ApiError::invalid(
-                    &res.kind,
-                    &res.group,
-                    name,
-                    vec![Cause::new(
-                        "FieldValueForbidden",
-                        format!(
-                            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
-                        ),
-                        "metadata.finalizers",
-                    )],
-                ));
-            }
-            if sub != Some("status")
-                && meta::has_generation(res)
-                && meta::generation_changes(res, o, &new)
-            {
-                let g = o["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-                set_meta(&mut new, "generation", json!(g));
-            }
-        }
-
-        // managedFields.
-        let shape = shape_of(res);
-        let now = meta::now();
-        let api_version = res.api_version();
-        match ownership {
-            Ownership::Apply(entries) => managed::set_entries(&mut new, entries),
-            Ownership::Update | Ownership::System => managed::record_write(
-                &mut new,
-                old.as_deref(),
-                status_only,
-                (sub.is_none() && res.status).then_some("status"),
-                &opts.manager,
-                &api_version,
-                sub,
-                &shape,
-                &now,
-            ),
-        }
-
-        let deleting_done = old.is_some()
-            && !new["metadata"]["deletionTimestamp"].is_null()
-            && finalizers(&new).is_empty()
-            && !(res.group.is_empty()
-                && res.kind == "Namespace"
-                && !new["spec"]["finalizers"]
-                    .as_array()
-                    .is_none_or(Vec::is_empty));
-        if deleting_done {
-            let object = if opts.dry_run {
-                Arc::new(new)
-            } else {
-                self.remove(res, ns, name, new)
-            };
-            return Ok(Written {
-                object,
-                created: false,
-                warnings,
-            });
-        }
-        let unchanged = old.as_ref().is_some_and(|o| {
-            if status_only {
-                // The rest is the stored object's, defaulted again to the same.
-                crate::equal::same_opt(o.get("status"), new.get("status"))
-                    && crate::equal::same(&o["metadata"], &new["metadata"])
-            } else {
-                crate::equal::same(o, &new)
-            }
-        });
-        if unchanged {
-            return Ok(Written {
-                object: Arc::new(new),
-                created: false,
-                warnings,
-            });
-        }
-        if opts.dry_run {
-            return Ok(Written {
-                object: Arc::new(new),
-                created: old.is_none(),
-                warnings,
-            });
-        }
-        if res.group == "apiextensions.k8s.io" && res.kind == "CustomResourceDefinition" {
-            self.registry
-                .set_crd(name, crate::resources::from_crd(&new));
-        }
-        Ok(Written {
-            object: self.store(res, ns, name, new),
-            created: old.is_none(),
-            warnings,
-        })
+        let prepared = prepare(&self.registry, res, name, old, new, sub, ownership, opts)?;
+        self.install(res, ns, name, prepared)
     }
 
+    /// Stores what [`prepare`] made of a write; a create checks its namespace again, since a
+    /// write prepared outside the lock may find it gone.
+    fn install(
+        &mut self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        prepared: Prepared,
+    ) -> ApiResult<Written> {
+        match prepared {
+            Prepared::Done(written) => Ok(written),
+            Prepared::Remove { object, warnings } => Ok(Written {
+                object: self.remove(res, ns, name, object),
+                created: false,
+                warnings,
+            }),
+            Prepared::Store {
+                object,
+                created,
+                warnings,
+            } => {
+                if created {
+                    self.check_namespace(res, ns, name)?;
+                }
+                if res.group == "apiextensions.k8s.io" && res.kind == "CustomResourceDefinition" {
+                    self.registry
+                        .set_crd(name, crate::resources::from_crd(&object));
+                }
+                Ok(Written {
+                    object: self.store(res, ns, name, object),
+                    created,
+                    warnings,
+                })
+            }
+        }
+    }
+}
+
+/// What a prepared write leaves to do under the store's lock.
+enum Prepared {
+    /// Nothing to store: the write changes nothing, or is a dry run.
+    Done(Written),
+    /// The write removes the object's last finalizer: it is deleted.
+    Remove {
+        object: Value,
+        warnings: Vec<String>,
+    },
+    /// The object to store.
+    Store {
+        object: Value,
+        created: bool,
+        warnings: Vec<String>,
+    },
+}
+
+/// Prepares a write of `new` over `old`: status handling, server-owned metadata, validation,
+/// defaults, generation and managedFields. It reads nothing of the state but the registry (for a
+/// CustomResourceDefinition), so it may run outside the lock; [`State::install`] stores it.
+#[allow(clippy::too_many_arguments)]
+fn prepare(
+    registry: &Registry,
+    res: &ResourceInfo,
+    name: &str,
+    old: Option<Arc<Value>>,
+    mut new: Value,
+    sub: Option<&str>,
+    ownership: Ownership,
+    opts: &WriteOptions,
+) -> ApiResult<Prepared> {
+    new["apiVersion"] = json!(res.api_version());
+    new["kind"] = json!(res.kind);
+    // Whether `new` is the stored object but for its status, so that only the status needs
+    // comparing from here on.
+    let mut status_only = false;
+    if sub == Some("status") {
+        let Some(o) = &old else {
+            return Err(ApiError::not_found(&res.qualified(), name));
+        };
+        // Most status writes (a controller's, a client's read-modify-write) change only the
+        // status: such a write is the stored object already, with no copy of it to make.
+        status_only = same_but_status(&new, o);
+        let mut merged = if status_only {
+            new
+        } else {
+            let mut merged = Value::clone(o);
+            merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+            if !crate::equal::same_opt(
+                new["metadata"].get("managedFields"),
+                o["metadata"].get("managedFields"),
+            ) {
+                merged["metadata"]["managedFields"] = new["metadata"]["managedFields"].clone();
+            }
+            // The Deployment status strategy keeps only spec and labels from storage, so
+            // status writes may change annotations (the controller records revisions so).
+            if res.group == "apps"
+                && res.kind == "Deployment"
+                && new["metadata"]["annotations"].is_object()
+            {
+                merged["metadata"]["annotations"] = new["metadata"]["annotations"].clone();
+            }
+            merged
+        };
+        if merged.get("status").is_some_and(Value::is_null) {
+            merged
+                .as_object_mut()
+                .expect("stored objects are objects")
+                .remove("status");
+        }
+        new = merged;
+    } else if sub.is_some() {
+        return Err(ApiError::unknown_path());
+    } else if res.status {
+        match &old {
+            Some(o) => match o.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    new.as_object_mut().expect("object").remove("status");
+                }
+            },
+            None => {
+                let obj = new.as_object_mut().expect("object");
+                obj.remove("status");
+                if !res.is_custom() {
+                    obj.insert("status".into(), json!({}));
+                }
+            }
+        }
+    }
+
+    // Server-owned metadata.
+    match &old {
+        Some(o) => {
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
+                match o["metadata"].get(f) {
+                    Some(v) => set_meta(&mut new, f, v.clone()),
+                    None => remove_meta(&mut new, f),
+                }
+            }
+            set_meta(
+                &mut new,
+                "resourceVersion",
+                o["metadata"]["resourceVersion"].clone(),
+            );
+        }
+        None => {
+            set_meta(&mut new, "uid", json!(meta::new_uid()));
+            set_meta(&mut new, "creationTimestamp", json!(meta::now()));
+            for f in [
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "resourceVersion",
+            ] {
+                remove_meta(&mut new, f);
+            }
+            if meta::has_generation(res) {
+                set_meta(&mut new, "generation", json!(1));
+            } else {
+                remove_meta(&mut new, "generation");
+            }
+        }
+    }
+
+    let mut warnings = Vec::new();
+    let mode = if matches!(ownership, Ownership::Apply(_)) {
+        FieldValidation::Ignore
+    } else {
+        opts.validation
+    };
+    if opts.trusted {
+        // A controller's own write: nothing to prune or report.
+    } else if !res.is_custom() {
+        let (pruned, unknown) = validate::builtin(&res.group, &res.version, &res.kind, new, mode)?;
+        new = pruned;
+        if mode == FieldValidation::Warn {
+            warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")));
+        }
+    } else {
+        crd::validate_custom(res, &mut new, old.as_deref(), mode, &mut warnings)?;
+    }
+    crate::defaults::apply(res, &mut new, old.as_deref());
+
+    if old.is_none()
+        && let Some(cause) = validate::name(&res.kind, name)
+    {
+        return Err(ApiError::invalid(&res.kind, &res.group, name, vec![cause]));
+    }
+    if let Some(cause) = validate::annotations_size(&new) {
+        return Err(ApiError::invalid(&res.kind, &res.group, name, vec![cause]));
+    }
+    if res.group == "apiextensions.k8s.io" && res.kind == "CustomResourceDefinition" {
+        crd::prepare(registry, &mut new)?;
+    }
+    if let Some(o) = &old {
+        let was = finalizers(o);
+        let deleting = !o["metadata"]["deletionTimestamp"].is_null();
+        let added: Vec<String> = finalizers(&new)
+            .into_iter()
+            .filter(|f| !was.contains(f))
+            .collect();
+        if deleting && !added.is_empty() {
+            return Err(ApiError::invalid(
+                &res.kind,
+                &res.group,
+                name,
+                vec![Cause::new(
+                    "FieldValueForbidden",
+                    format!(
+                        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                    ),
+                    "metadata.finalizers",
+                )],
+            ));
+        }
+        if sub != Some("status")
+            && meta::has_generation(res)
+            && meta::generation_changes(res, o, &new)
+        {
+            let g = o["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            set_meta(&mut new, "generation", json!(g));
+        }
+    }
+
+    // managedFields.
+    let shape = shape_of(res);
+    let now = meta::now();
+    let api_version = res.api_version();
+    match ownership {
+        Ownership::Apply(entries) => managed::set_entries(&mut new, entries),
+        Ownership::Update | Ownership::System => managed::record_write(
+            &mut new,
+            old.as_deref(),
+            status_only,
+            (sub.is_none() && res.status).then_some("status"),
+            &opts.manager,
+            &api_version,
+            sub,
+            &shape,
+            &now,
+        ),
+    }
+
+    let deleting_done = old.is_some()
+        && !new["metadata"]["deletionTimestamp"].is_null()
+        && finalizers(&new).is_empty()
+        && !(res.group.is_empty()
+            && res.kind == "Namespace"
+            && !new["spec"]["finalizers"]
+                .as_array()
+                .is_none_or(Vec::is_empty));
+    if deleting_done {
+        if opts.dry_run {
+            return Ok(Prepared::Done(Written {
+                object: Arc::new(new),
+                created: false,
+                warnings,
+            }));
+        }
+        return Ok(Prepared::Remove {
+            object: new,
+            warnings,
+        });
+    }
+    let unchanged = old.as_ref().is_some_and(|o| {
+        if status_only {
+            // The rest is the stored object's, defaulted again to the same.
+            crate::equal::same_opt(o.get("status"), new.get("status"))
+                && crate::equal::same(&o["metadata"], &new["metadata"])
+        } else {
+            crate::equal::same(o, &new)
+        }
+    });
+    if unchanged || opts.dry_run {
+        return Ok(Prepared::Done(Written {
+            object: Arc::new(new),
+            created: !unchanged && old.is_none(),
+            warnings,
+        }));
+    }
+    Ok(Prepared::Store {
+        object: new,
+        created: old.is_none(),
+        warnings,
+    })
+}
+
+impl State {
     fn emit(
         &mut self,
         res: &ResourceInfo,
@@ -1593,6 +1802,74 @@ mod tests {
         );
         assert!(Arc::ptr_eq(&listed[0], &second.object));
         assert_eq!(listed[0]["data"]["a"], "2");
+    }
+
+    #[test]
+    fn a_patch_prepared_against_an_object_changed_since_is_not_stored_over_the_change() {
+        let store = Store::new();
+        let reg = store.registry();
+        let find = |p: &str| reg.find("", "v1", p).unwrap().clone();
+        let maps = find("configmaps");
+        store
+            .system_create(
+                &find("namespaces"),
+                "",
+                json!({"metadata": {"name": "shop"}}),
+                "test",
+            )
+            .unwrap();
+        store
+            .system_create(
+                &maps,
+                "shop",
+                json!({"metadata": {"name": "m"}, "data": {"a": "1"}}),
+                "test",
+            )
+            .unwrap();
+        let opts = WriteOptions {
+            trusted: false,
+            ..system_options("client")
+        };
+        let patch_a = br#"{"data": {"a": "2"}}"#;
+        let snapshot = store.lock().snapshot(&maps, "shop", "m");
+        let read = snapshot.old.clone();
+        let prepared = prepare_patch(
+            snapshot,
+            &maps,
+            "shop",
+            "m",
+            PatchType::Merge,
+            patch_a,
+            None,
+            &opts,
+        )
+        .unwrap();
+        // Another write lands between the read and the store.
+        store
+            .system_update(
+                &maps,
+                "shop",
+                "m",
+                json!({"metadata": {"name": "m"}, "data": {"a": "1", "b": "3"}}),
+                None,
+                "other",
+            )
+            .unwrap();
+        assert!(
+            store
+                .install_if_current(&maps, "shop", "m", read.as_ref(), prepared)
+                .is_none()
+        );
+        assert_eq!(store.get(&maps, "shop", "m").unwrap()["data"]["b"], "3");
+        // Through the store, the patch goes over what is stored now.
+        let written = store
+            .patch(&maps, "shop", "m", PatchType::Merge, patch_a, None, &opts)
+            .unwrap();
+        assert_eq!(written.object["data"], json!({"a": "2", "b": "3"}));
+        assert!(Arc::ptr_eq(
+            &written.object,
+            store.lock().find(&maps, "shop", "m").unwrap()
+        ));
     }
 
     #[test]

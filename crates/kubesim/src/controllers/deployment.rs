@@ -142,7 +142,7 @@ fn current(
 }
 
 fn write_status(
-    st: &mut State,
+    store: &Store,
     res: &ResourceInfo,
     ns: &str,
     name: &str,
@@ -151,7 +151,7 @@ fn write_status(
 ) {
     new["status"] = status;
     // A concurrent write wins; the next event restarts the rollout from the new state.
-    let _ = st.system_update(res, ns, name, new, Some("status"), MANAGER);
+    let _ = store.system_update(res, ns, name, new, Some("status"), MANAGER);
 }
 
 fn new_pod(rs: &Value, ns: &str, template: &Value) -> Value {
@@ -168,7 +168,7 @@ fn new_pod(rs: &Value, ns: &str, template: &Value) -> Value {
 }
 
 /// Marks a freshly created pod Running and Ready (through its status subresource).
-fn start_pod(st: &mut State, pods: &ResourceInfo, ns: &str, pod: &Value) {
+fn start_pod(store: &Store, pods: &ResourceInfo, ns: &str, pod: &Value) {
     let now = meta::now();
     let statuses: Vec<Value> = pod["spec"]["containers"]
         .as_array()
@@ -189,7 +189,7 @@ fn start_pod(st: &mut State, pods: &ResourceInfo, ns: &str, pod: &Value) {
             {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
             {"type": "PodScheduled", "status": "True", "lastTransitionTime": now}],
         "containerStatuses": statuses, "qosClass": "BestEffort"});
-    let _ = st.system_update(
+    let _ = store.system_update(
         pods,
         ns,
         meta_str(pod, "name"),
@@ -200,14 +200,14 @@ fn start_pod(st: &mut State, pods: &ResourceInfo, ns: &str, pod: &Value) {
 }
 
 fn set_rs_replicas(
-    st: &mut State,
+    store: &Store,
     rs_res: &ResourceInfo,
     pods: &ResourceInfo,
     ns: &str,
     rs_name: &str,
     replicas: i64,
 ) {
-    let Some(rs) = st.find(rs_res, ns, rs_name).cloned() else {
+    let Some(rs) = store.lock().find(rs_res, ns, rs_name).cloned() else {
         return;
     };
     // A new ReplicaSet is created at its count already, as the real controller creates one
@@ -215,27 +215,35 @@ fn set_rs_replicas(
     if rs["spec"]["replicas"].as_i64() != Some(replicas) {
         let mut new = Value::clone(&rs);
         new["spec"]["replicas"] = json!(replicas);
-        let _ = st.system_update(rs_res, ns, rs_name, new, None, MANAGER);
+        let _ = store.system_update(rs_res, ns, rs_name, new, None, MANAGER);
     }
-    let count = pods_of(st, pods, ns, meta_str(&rs, "uid")).len() as i64;
-    if let Some(rs) = st.find(rs_res, ns, rs_name).cloned() {
+    let (count, rs) = {
+        let st = store.lock();
+        let count = pods_of(&st, pods, ns, meta_str(&rs, "uid")).len() as i64;
+        (count, st.find(rs_res, ns, rs_name).cloned())
+    };
+    if let Some(rs) = rs {
         let mut new = Value::clone(&rs);
         new["status"] = json!({"replicas": count, "fullyLabeledReplicas": count, "readyReplicas": count, "availableReplicas": count,
             "observedGeneration": rs["metadata"]["generation"]});
-        let _ = st.system_update(rs_res, ns, rs_name, new, Some("status"), MANAGER);
+        let _ = store.system_update(rs_res, ns, rs_name, new, Some("status"), MANAGER);
     }
 }
 
 /// Starts a pod created outside the Deployment controller after `delay` (Pending → Running).
 pub async fn start_bare_pod(store: Arc<Store>, ns: String, name: String, delay: Duration) {
     tokio::time::sleep(delay).await;
-    let mut st = store.lock();
-    let (_, _, pods) = resources(&st);
-    let Some(pod) = st.find(&pods, &ns, &name).cloned() else {
+    let (pods, pod) = {
+        let st = store.lock();
+        let (_, _, pods) = resources(&st);
+        let pod = st.find(&pods, &ns, &name).cloned();
+        (pods, pod)
+    };
+    let Some(pod) = pod else {
         return;
     };
     if pod["status"]["phase"] == "Pending" && pod["metadata"]["deletionTimestamp"].is_null() {
-        start_pod(&mut st, &pods, &ns, &pod);
+        start_pod(&store, &pods, &ns, &pod);
     }
 }
 
@@ -258,9 +266,13 @@ async fn stall(store: &Arc<Store>, ns: &str, name: &str, generation: i64) -> boo
         d["spec"]["progressDeadlineSeconds"].as_u64().unwrap_or(600)
     };
     tokio::time::sleep(Duration::from_secs(deadline)).await;
-    let mut st = store.lock();
-    let (dres, _, _) = resources(&st);
-    let Some(d) = current(&st, &dres, ns, name, generation) else {
+    let (dres, d) = {
+        let st = store.lock();
+        let (dres, _, _) = resources(&st);
+        let d = current(&st, &dres, ns, name, generation);
+        (dres, d)
+    };
+    let Some(d) = d else {
         return true;
     };
     let mut status = d["status"].clone();
@@ -275,11 +287,13 @@ async fn stall(store: &Arc<Store>, ns: &str, name: &str, generation: i64) -> boo
             &now,
         ),
     );
-    write_status(&mut st, &dres, ns, name, Value::clone(&d), status);
+    write_status(store, &dres, ns, name, Value::clone(&d), status);
     true
 }
 
-/// Rolls a Deployment generation out in three delayed steps.
+/// Rolls a Deployment generation out in three delayed steps. Each step reads under the store's
+/// lock and writes through the store, one write at a time, as the real controllers do: other
+/// writes may come between them.
 pub async fn rollout(
     store: Arc<Store>,
     ns: String,
@@ -288,47 +302,52 @@ pub async fn rollout(
     delay: Duration,
 ) {
     tokio::time::sleep(delay).await;
+    let (dres, rsres, pods) = resources(&store.lock());
     // Step 1: observe the generation, find or create the new ReplicaSet.
     let (new_rs, replicas) = {
-        let mut st = store.lock();
-        let (dres, rsres, pods) = resources(&st);
-        let Some(d) = current(&st, &dres, &ns, &name, generation) else {
-            return;
+        let (d, replicas, hash, rs_name, found, revision, stale) = {
+            let st = store.lock();
+            let Some(d) = current(&st, &dres, &ns, &name, generation) else {
+                return;
+            };
+            let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
+            let hash = template_hash(&d["spec"]["template"]);
+            let rs_name = format!("{name}-{hash}");
+            let existing = replica_sets_of(&st, &rsres, &ns, meta_str(&d, "uid"));
+            let found = existing.iter().any(|(n, _, _)| *n == rs_name);
+            let revision_of = |n: &str| -> u64 {
+                st.find(&rsres, &ns, n)
+                    .and_then(|rs| {
+                        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                            .as_str()?
+                            .parse()
+                            .ok()
+                    })
+                    .unwrap_or(0)
+            };
+            let max_revision = existing
+                .iter()
+                .map(|(n, _, _)| revision_of(n))
+                .max()
+                .unwrap_or(0);
+            // The new ReplicaSet gets the next revision, also when an old one is reused
+            // (rollback).
+            let revision = if found && revision_of(&rs_name) == max_revision {
+                max_revision
+            } else {
+                max_revision + 1
+            };
+            // A reused ReplicaSet whose revision annotation is behind.
+            let stale = (found && revision_of(&rs_name) != revision)
+                .then(|| st.find(&rsres, &ns, &rs_name).cloned())
+                .flatten();
+            (d, replicas, hash, rs_name, found, revision, stale)
         };
-        let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
-        let hash = template_hash(&d["spec"]["template"]);
-        let rs_name = format!("{name}-{hash}");
-        let existing = replica_sets_of(&st, &rsres, &ns, meta_str(&d, "uid"));
-        let found = existing.iter().any(|(n, _, _)| *n == rs_name);
-        let revision_of = |n: &str| -> u64 {
-            st.find(&rsres, &ns, n)
-                .and_then(|rs| {
-                    rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                        .as_str()?
-                        .parse()
-                        .ok()
-                })
-                .unwrap_or(0)
-        };
-        let max_revision = existing
-            .iter()
-            .map(|(n, _, _)| revision_of(n))
-            .max()
-            .unwrap_or(0);
-        // The new ReplicaSet gets the next revision, also when an old one is reused (rollback).
-        let revision = if found && revision_of(&rs_name) == max_revision {
-            max_revision
-        } else {
-            max_revision + 1
-        };
-        if found
-            && revision_of(&rs_name) != revision
-            && let Some(rs) = st.find(&rsres, &ns, &rs_name).cloned()
-        {
+        if let Some(rs) = stale {
             let mut new = Value::clone(&rs);
             new["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
                 json!(revision.to_string());
-            let _ = st.system_update(&rsres, &ns, &rs_name, new, None, MANAGER);
+            let _ = store.system_update(&rsres, &ns, &rs_name, new, None, MANAGER);
         }
         if !found {
             let mut template = d["spec"]["template"].clone();
@@ -341,7 +360,7 @@ pub async fn rollout(
                         "deployment.kubernetes.io/desired-replicas": replicas.to_string()},
                     "ownerReferences": [owner_ref(&d, "Deployment", "apps/v1")]},
                 "spec": {"replicas": replicas, "selector": selector, "template": template}});
-            if st.system_create(&rsres, &ns, rs, MANAGER).is_err() {
+            if store.system_create(&rsres, &ns, rs, MANAGER).is_err() {
                 return;
             }
         }
@@ -352,14 +371,18 @@ pub async fn rollout(
         }
         status["observedGeneration"] = json!(generation);
         // Nothing of the new template runs yet: clients see the rollout as in progress.
-        let pods_now: usize = replica_sets_of(&st, &rsres, &ns, meta_str(&d, "uid"))
-            .iter()
-            .map(|(_, uid, _)| pods_of(&st, &pods, &ns, uid).len())
-            .sum();
-        let updated = st
-            .find(&rsres, &ns, &rs_name)
-            .map(|rs| pods_of(&st, &pods, &ns, meta_str(rs, "uid")).len())
-            .unwrap_or(0);
+        let (pods_now, updated) = {
+            let st = store.lock();
+            let pods_now: usize = replica_sets_of(&st, &rsres, &ns, meta_str(&d, "uid"))
+                .iter()
+                .map(|(_, uid, _)| pods_of(&st, &pods, &ns, uid).len())
+                .sum();
+            let updated = st
+                .find(&rsres, &ns, &rs_name)
+                .map(|rs| pods_of(&st, &pods, &ns, meta_str(rs, "uid")).len())
+                .unwrap_or(0);
+            (pods_now, updated)
+        };
         status["replicas"] = json!(pods_now);
         status["updatedReplicas"] = json!(updated);
         let (reason, message) = if found {
@@ -382,7 +405,7 @@ pub async fn rollout(
         let mut annotated = Value::clone(&d);
         annotated["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
             json!(revision.to_string());
-        write_status(&mut st, &dres, &ns, &name, annotated, status);
+        write_status(&store, &dres, &ns, &name, annotated, status);
         (rs_name, replicas)
     };
     tokio::time::sleep(delay).await;
@@ -391,24 +414,26 @@ pub async fn rollout(
     }
     // Step 2: bring the new ReplicaSet to the desired count; old pods keep serving.
     {
-        let mut st = store.lock();
-        let (dres, rsres, pods) = resources(&st);
-        let Some(d) = current(&st, &dres, &ns, &name, generation) else {
-            return;
+        let (d, rs, mut have) = {
+            let st = store.lock();
+            let Some(d) = current(&st, &dres, &ns, &name, generation) else {
+                return;
+            };
+            let Some(rs) = st.find(&rsres, &ns, &new_rs).cloned() else {
+                return;
+            };
+            let have = pods_of(&st, &pods, &ns, meta_str(&rs, "uid"));
+            (d, rs, have)
         };
-        let Some(rs) = st.find(&rsres, &ns, &new_rs).cloned() else {
-            return;
-        };
-        let mut have = pods_of(&st, &pods, &ns, meta_str(&rs, "uid"));
         while (have.len() as i64) < replicas {
-            match st.system_create(
+            match store.system_create(
                 &pods,
                 &ns,
                 new_pod(&rs, &ns, &rs["spec"]["template"]),
                 MANAGER,
             ) {
                 Ok(w) => {
-                    start_pod(&mut st, &pods, &ns, &w.object);
+                    start_pod(&store, &pods, &ns, &w.object);
                     have.push(meta_str(&w.object, "name").to_string());
                 }
                 Err(_) => return,
@@ -416,15 +441,18 @@ pub async fn rollout(
         }
         while (have.len() as i64) > replicas {
             if let Some(p) = have.pop() {
-                let _ = st.system_delete(&pods, &ns, &p);
+                let _ = store.lock().system_delete(&pods, &ns, &p);
             }
         }
-        set_rs_replicas(&mut st, &rsres, &pods, &ns, &new_rs, replicas);
-        let old: usize = replica_sets_of(&st, &rsres, &ns, meta_str(&d, "uid"))
-            .iter()
-            .filter(|(n, _, _)| *n != new_rs)
-            .map(|(_, uid, _)| pods_of(&st, &pods, &ns, uid).len())
-            .sum();
+        set_rs_replicas(&store, &rsres, &pods, &ns, &new_rs, replicas);
+        let old: usize = {
+            let st = store.lock();
+            replica_sets_of(&st, &rsres, &ns, meta_str(&d, "uid"))
+                .iter()
+                .filter(|(n, _, _)| *n != new_rs)
+                .map(|(_, uid, _)| pods_of(&st, &pods, &ns, uid).len())
+                .sum()
+        };
         let now = meta::now();
         let mut status = d["status"].clone();
         let total = old as i64 + replicas;
@@ -454,23 +482,31 @@ pub async fn rollout(
                 ),
             );
         }
-        write_status(&mut st, &dres, &ns, &name, Value::clone(&d), status);
+        write_status(&store, &dres, &ns, &name, Value::clone(&d), status);
     }
     tokio::time::sleep(delay).await;
     // Step 3: retire old ReplicaSets' pods; the rollout is complete.
-    let mut st = store.lock();
-    let (dres, rsres, pods) = resources(&st);
-    let Some(d) = current(&st, &dres, &ns, &name, generation) else {
-        return;
+    let (d, old_sets) = {
+        let st = store.lock();
+        let Some(d) = current(&st, &dres, &ns, &name, generation) else {
+            return;
+        };
+        let old_sets: Vec<(String, Vec<String>)> =
+            replica_sets_of(&st, &rsres, &ns, meta_str(&d, "uid"))
+                .into_iter()
+                .filter(|(rs_name, _, _)| *rs_name != new_rs)
+                .map(|(rs_name, uid, _)| {
+                    let pods = pods_of(&st, &pods, &ns, &uid);
+                    (rs_name, pods)
+                })
+                .collect();
+        (d, old_sets)
     };
-    for (rs_name, uid, _) in replica_sets_of(&st, &rsres, &ns, meta_str(&d, "uid")) {
-        if rs_name == new_rs {
-            continue;
+    for (rs_name, old_pods) in old_sets {
+        for p in old_pods {
+            let _ = store.lock().system_delete(&pods, &ns, &p);
         }
-        for p in pods_of(&st, &pods, &ns, &uid) {
-            let _ = st.system_delete(&pods, &ns, &p);
-        }
-        set_rs_replicas(&mut st, &rsres, &pods, &ns, &rs_name, 0);
+        set_rs_replicas(&store, &rsres, &pods, &ns, &rs_name, 0);
     }
     let now = meta::now();
     let mut status = d["status"].clone();
@@ -506,5 +542,5 @@ pub async fn rollout(
             &now,
         ),
     );
-    write_status(&mut st, &dres, &ns, &name, Value::clone(&d), status);
+    write_status(&store, &dres, &ns, &name, Value::clone(&d), status);
 }
