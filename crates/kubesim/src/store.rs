@@ -149,9 +149,15 @@ pub struct State {
     /// Events at or below this resourceVersion are no longer available.
     compacted: u64,
     tx: broadcast::Sender<Arc<Event>>,
+    /// Each watched resource's own channel (by storage key), so that a watch wakes only for
+    /// events of its resource, as the apiserver's watch cache is kept per resource.
+    resource_tx: HashMap<Key, broadcast::Sender<Arc<Event>>>,
     /// Whether sidecars are injected at pod creation.
     injection: bool,
 }
+
+/// How many events a subscriber may fall behind before it is told it lagged.
+const EVENT_CAPACITY: usize = 16384;
 
 /// The store: state behind a mutex.
 pub struct Store {
@@ -176,7 +182,7 @@ fn ns_key(res: &ResourceInfo, ns: &str) -> String {
 impl Store {
     /// An empty store serving the built-in resources.
     pub fn new() -> Self {
-        let (tx, _) = broadcast::channel(16384);
+        let (tx, _) = broadcast::channel(EVENT_CAPACITY);
         Self {
             state: Mutex::new(State {
                 rv: 1,
@@ -188,6 +194,7 @@ impl Store {
                 history_limit: 100_000,
                 compacted: 0,
                 tx,
+                resource_tx: HashMap::new(),
                 injection: true,
             }),
         }
@@ -309,19 +316,26 @@ impl Store {
         let old = snapshot
             .old
             .ok_or_else(|| ApiError::not_found(&res.qualified(), name))?;
+        let kept = Kept::of(&new, sub);
         let prepared = prepare(
             &snapshot.registry,
             res,
             name,
             Some(old.clone()),
-            // Kept for a write that has to be prepared again.
-            new.clone(),
+            new,
             sub,
             Ownership::System,
             &system_options(manager),
         )?;
         self.install_if_current(res, &key_ns, name, Some(&old), prepared)
-            .unwrap_or_else(|| self.lock().system_update(res, ns, name, new, sub, manager))
+            .unwrap_or_else(|| {
+                let mut st = self.lock();
+                let current = st
+                    .get(res, &key_ns, name)
+                    .ok_or_else(|| ApiError::not_found(&res.qualified(), name))?;
+                let new = kept.over(current);
+                st.system_update(res, ns, name, new, sub, manager)
+            })
     }
 
     /// Creates an object on behalf of a controller, prepared outside the lock as
@@ -404,9 +418,13 @@ impl Store {
         ns: Option<&str>,
         from: Option<u64>,
     ) -> Result<WatchStart, (u64, u64)> {
-        let st = self.lock();
-        let rx = st.tx.subscribe();
+        let mut st = self.lock();
         let key = res.storage_key();
+        let rx = st
+            .resource_tx
+            .entry(key.clone())
+            .or_insert_with(|| broadcast::channel(EVENT_CAPACITY).0)
+            .subscribe();
         match from {
             None => Ok(WatchStart {
                 initial: st.list(
@@ -802,6 +820,53 @@ impl State {
             registry: self.registry.clone(),
             old,
             namespace,
+        }
+    }
+}
+
+/// What a controller's write keeps, to be made again over an object that changed meanwhile.
+enum Kept {
+    /// The whole object written.
+    Whole(Value),
+    /// A status write sets only the status (and a Deployment's annotations): only those are
+    /// kept, not a copy of the object.
+    Status {
+        status: Option<Value>,
+        annotations: Option<Value>,
+    },
+}
+
+impl Kept {
+    /// What `new`, written through `sub`, needs kept.
+    fn of(new: &Value, sub: Option<&str>) -> Self {
+        match sub {
+            Some("status") => Kept::Status {
+                status: new.get("status").cloned(),
+                annotations: new["metadata"].get("annotations").cloned(),
+            },
+            _ => Kept::Whole(new.clone()),
+        }
+    }
+
+    /// The write again, over `current`.
+    fn over(self, current: &Value) -> Value {
+        match self {
+            Kept::Whole(new) => new,
+            Kept::Status {
+                status,
+                annotations,
+            } => {
+                let mut new = Value::clone(current);
+                let object = new.as_object_mut().expect("stored objects are objects");
+                match status {
+                    Some(status) => object.insert("status".into(), status),
+                    None => object.remove("status"),
+                };
+                if let Some(annotations) = annotations {
+                    new["metadata"]["annotations"] = annotations;
+                }
+                new
+            }
         }
     }
 }
@@ -1354,6 +1419,9 @@ impl State {
             }
         }
         // No receivers is fine: nobody is watching.
+        if let Some(tx) = self.resource_tx.get(&res.storage_key()) {
+            let _ = tx.send(ev.clone());
+        }
         let _ = self.tx.send(ev);
     }
 
@@ -1870,6 +1938,63 @@ mod tests {
             &written.object,
             store.lock().find(&maps, "shop", "m").unwrap()
         ));
+    }
+
+    #[test]
+    fn a_status_write_made_again_keeps_what_changed_meanwhile_and_sets_its_status() {
+        let store = Store::new();
+        let reg = store.registry();
+        let find = |p: &str| reg.find("", "v1", p).unwrap().clone();
+        let pods = find("pods");
+        store
+            .system_create(
+                &find("namespaces"),
+                "",
+                json!({"metadata": {"name": "shop"}}),
+                "test",
+            )
+            .unwrap();
+        let read = store
+            .system_create(
+                &pods,
+                "shop",
+                json!({"metadata": {"name": "p"},
+                    "spec": {"containers": [{"name": "app", "image": "i"}]}}),
+                "test",
+            )
+            .unwrap()
+            .object;
+        let mut new = Value::clone(&read);
+        new["status"] = json!({"phase": "Running"});
+        let kept = Kept::of(&new, Some("status"));
+        // A label lands before the status write is stored.
+        let mut labelled = Value::clone(&read);
+        labelled["metadata"]["labels"] = json!({"tier": "web"});
+        store
+            .system_update(&pods, "shop", "p", labelled, None, "other")
+            .unwrap();
+        let current = store.lock().find(&pods, "shop", "p").cloned().unwrap();
+        let written = store
+            .system_update(
+                &pods,
+                "shop",
+                "p",
+                kept.over(&current),
+                Some("status"),
+                "kubelet",
+            )
+            .unwrap();
+        assert_eq!(written.object["status"], json!({"phase": "Running"}));
+        assert_eq!(written.object["metadata"]["labels"]["tier"], "web");
+        // The label's ownership stays: the write is made over the object as it is now.
+        let managers: Vec<&str> = written.object["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["manager"].as_str())
+            .collect();
+        assert!(managers.contains(&"other"), "{managers:?}");
+        assert!(managers.contains(&"kubelet"), "{managers:?}");
     }
 
     #[test]

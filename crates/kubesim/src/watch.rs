@@ -198,13 +198,8 @@ pub fn serve(
                 };
                 match ev {
                     Ok(ev) => {
-                        // The receiver was subscribed under the store lock, so it only sees events after the backlog.
-                        last_rv = last_rv.max(ev.rv);
-                        if (ev.group.as_str(), ev.plural.as_str())
-                            != (spec.res.group.as_str(), spec.res.plural.as_str())
-                        {
-                            continue;
-                        }
+                        // The receiver was subscribed under the store lock, so it only sees
+                        // events after the backlog, and only of its resource.
                         last_rv = ev.rv;
                         if let Some(line) = translate(&spec, &ev)
                             && tx.send(Ok(line)).await.is_err()
