@@ -147,13 +147,17 @@ impl Cluster {
     }
 
     /// The versions of one object after `resource_version`, as the server reports them, for at
-    /// most `timeout` (`None`: deleted). One request, however many changes it brings.
-    pub async fn watch(
+    /// most `timeout` (`None`: deleted). One request, however many changes it brings. Each is
+    /// decoded as `T`, what the caller reads of the object: the rest is skipped, not built.
+    pub async fn watch<T>(
         &self,
         object: &ObjectRef,
         resource_version: &str,
         timeout: std::time::Duration,
-    ) -> Result<BoxStream<'static, Result<Option<Value>, ClusterError>>, ClusterError> {
+    ) -> Result<BoxStream<'static, Result<Option<T>, ClusterError>>, ClusterError>
+    where
+        T: serde::de::DeserializeOwned + Clone + Send + 'static,
+    {
         use futures_util::StreamExt;
         use kube::api::{WatchEvent, WatchParams};
         let api = self.api(object).await?;
@@ -161,21 +165,24 @@ impl Cluster {
             .fields(&format!("metadata.name={}", object.name))
             .timeout(timeout.as_secs().clamp(1, 290) as u32);
         let what = move || format!("watching {object}");
-        let stream = retry(|| api.watch(&params, resource_version))
-            .await
-            .map_err(|source| ClusterError::Api {
-                what: what(),
-                source,
-            })?;
+        let request = || async {
+            let mut request = kube::core::Request::new(api.resource_url())
+                .watch(&params, resource_version)
+                .map_err(kube::Error::BuildRequest)?;
+            request.extensions_mut().insert("watch");
+            self.client.request_events::<T>(request).await
+        };
+        let stream = retry(request).await.map_err(|source| ClusterError::Api {
+            what: what(),
+            source,
+        })?;
         let object = object.clone();
         Ok(stream
             .filter_map(move |event| {
                 let object = object.clone();
                 async move {
                     match event {
-                        Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)) => {
-                            Some(Ok(Some(with_type(o, &object))))
-                        }
+                        Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)) => Some(Ok(Some(o))),
                         Ok(WatchEvent::Deleted(_)) => Some(Ok(None)),
                         Ok(WatchEvent::Bookmark(_)) => None,
                         Ok(WatchEvent::Error(status)) => Some(Err(ClusterError::Api {

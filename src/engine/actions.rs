@@ -61,17 +61,31 @@ async fn collect<R: 'static>(
     }
 }
 
-/// Consecutive changes of one kind: each run concurrently, one run after another (Istio wants
-/// DestinationRules before the routes that name their subsets; App Mesh objects go in order).
+/// Consecutive changes that may go together: each run concurrently, one run after another. App
+/// Mesh objects go kind by kind, in order; Istio's go in two runs, what routes name
+/// (ServiceEntries, DestinationRules with their subsets, Gateways) before the routes and the rest.
 fn runs_of_kind(changes: &[Change]) -> Vec<Vec<Change>> {
     let mut runs: Vec<Vec<Change>> = Vec::new();
     for change in changes {
         match runs.last_mut() {
-            Some(run) if run[0].object.kind == change.object.kind => run.push(change.clone()),
+            Some(run) if run_of(&run[0].object) == run_of(&change.object) => {
+                run.push(change.clone())
+            }
             _ => runs.push(vec![change.clone()]),
         }
     }
     runs
+}
+
+/// Which run an object's change belongs to: an Istio object's stage, or any other's kind.
+fn run_of(object: &ObjectRef) -> &str {
+    if !object.group().ends_with(".istio.io") {
+        return &object.kind;
+    }
+    match object.kind.as_str() {
+        "ServiceEntry" | "DestinationRule" | "Gateway" => "istio: named by routes",
+        _ => "istio: routes and the rest",
+    }
 }
 
 /// The Kubernetes objects a step touches, as they are now (`None`: absent).
@@ -410,15 +424,15 @@ async fn wait_rollout(
         ))
     };
     let deadline = tokio::time::Instant::now() + options.rollout_timeout;
-    let mut current = match current {
+    let mut current = Rollout::of(&match current {
         Some(current) => current,
         None => cluster.get(&object).await?.ok_or_else(gone)?,
-    };
+    });
     loop {
-        if rolled_out(&current) {
+        if current.done() {
             return Ok(());
         }
-        progress(rollout_progress(&current));
+        progress(current.progress());
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
             return Err(ClusterError::Check(format!(
@@ -426,18 +440,19 @@ async fn wait_rollout(
                 options.rollout_timeout
             )));
         }
-        let version = current["metadata"]["resourceVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let version = current
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default();
         let watched = async {
-            let mut changes = cluster.watch(&object, &version, left).await?;
+            let mut changes = cluster.watch::<Rollout>(&object, &version, left).await?;
             while let Some(change) = changes.next().await {
                 let changed = change?.ok_or_else(gone)?;
-                if rolled_out(&changed) {
+                if changed.done() {
                     return Ok(true);
                 }
-                progress(rollout_progress(&changed));
+                progress(changed.progress());
                 current = changed;
             }
             Ok::<_, ClusterError>(false)
@@ -450,7 +465,7 @@ async fn wait_rollout(
             Ok(Ok(false)) | Ok(Err(_)) | Err(_) => {
                 tracing::debug!(deployment = %object, "rollout watch ended; reading again");
                 tokio::time::sleep((options.poll / 8).min(left)).await;
-                current = cluster.get(&object).await?.ok_or_else(gone)?;
+                current = Rollout::of(&cluster.get(&object).await?.ok_or_else(gone)?);
             }
         }
     }
@@ -520,33 +535,81 @@ fn available(deployment: &Value) -> bool {
         })
 }
 
-fn rolled_out(deployment: &Value) -> bool {
-    let status = &deployment["status"];
-    let generation = deployment["metadata"]["generation"].as_i64().unwrap_or(0);
-    let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
-    status["observedGeneration"].as_i64().unwrap_or(0) >= generation
-        && status["updatedReplicas"].as_i64().unwrap_or(0) == replicas
-        && status["availableReplicas"].as_i64().unwrap_or(0) == replicas
-        && status["replicas"].as_i64().unwrap_or(0) == replicas
+/// What a rollout check reads of a Deployment: a watch decodes only this of each change, not
+/// the pod template and managedFields.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Rollout {
+    metadata: RolloutMeta,
+    spec: RolloutSpec,
+    status: RolloutStatus,
 }
 
-/// `2/3 updated, 1/3 ready, 1/3 available, 1 old pending termination`, as `kubectl rollout
-/// status` counts.
-fn rollout_progress(deployment: &Value) -> String {
-    let status = &deployment["status"];
-    let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
-    let count = |field: &str| status[field].as_i64().unwrap_or(0);
-    let mut line = format!(
-        "{}/{replicas} updated, {}/{replicas} ready, {}/{replicas} available",
-        count("updatedReplicas"),
-        count("readyReplicas"),
-        count("availableReplicas")
-    );
-    let old = count("replicas") - count("updatedReplicas");
-    if old > 0 {
-        line.push_str(&format!(", {old} old pending termination"));
+/// [`Rollout`]'s metadata.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct RolloutMeta {
+    generation: Option<i64>,
+    resource_version: Option<String>,
+}
+
+/// [`Rollout`]'s spec.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct RolloutSpec {
+    replicas: Option<i64>,
+}
+
+/// [`Rollout`]'s status.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct RolloutStatus {
+    observed_generation: Option<i64>,
+    replicas: Option<i64>,
+    updated_replicas: Option<i64>,
+    ready_replicas: Option<i64>,
+    available_replicas: Option<i64>,
+}
+
+impl Rollout {
+    /// The rollout of a Deployment read whole (one whose fields do not fit reads as nothing
+    /// rolled out yet).
+    fn of(deployment: &Value) -> Self {
+        serde::Deserialize::deserialize(deployment).unwrap_or_default()
     }
-    line
+
+    /// The desired replicas (1 when unset, as the API defaults it).
+    fn replicas(&self) -> i64 {
+        self.spec.replicas.unwrap_or(1)
+    }
+
+    /// Whether the current generation is observed and every replica updated and available.
+    fn done(&self) -> bool {
+        let s = &self.status;
+        let replicas = self.replicas();
+        s.observed_generation.unwrap_or(0) >= self.metadata.generation.unwrap_or(0)
+            && s.updated_replicas.unwrap_or(0) == replicas
+            && s.available_replicas.unwrap_or(0) == replicas
+            && s.replicas.unwrap_or(0) == replicas
+    }
+
+    /// `2/3 updated, 1/3 ready, 1/3 available, 1 old pending termination`, as `kubectl rollout
+    /// status` counts.
+    fn progress(&self) -> String {
+        let s = &self.status;
+        let replicas = self.replicas();
+        let updated = s.updated_replicas.unwrap_or(0);
+        let mut line = format!(
+            "{updated}/{replicas} updated, {}/{replicas} ready, {}/{replicas} available",
+            s.ready_replicas.unwrap_or(0),
+            s.available_replicas.unwrap_or(0)
+        );
+        let old = s.replicas.unwrap_or(0) - updated;
+        if old > 0 {
+            line.push_str(&format!(", {old} old pending termination"));
+        }
+        line
+    }
 }
 
 /// The live pods of each named Deployment of a namespace (matched by the Deployment's
@@ -611,4 +674,93 @@ async fn pods_of(
         out.push((name.clone(), selected));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(api_version: &str, kind: &str, name: &str) -> Change {
+        Change {
+            action: ChangeAction::Create,
+            object: ObjectRef::new(api_version, kind, Some("shop"), name),
+            before: None,
+            after: None,
+        }
+    }
+
+    fn kinds(runs: &[Vec<Change>]) -> Vec<Vec<&str>> {
+        runs.iter()
+            .map(|run| run.iter().map(|c| c.object.kind.as_str()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_rollout_is_done_once_its_generation_is_observed_and_every_replica_is_updated() {
+        let mut deployment = json!({
+            "metadata": {"generation": 3, "resourceVersion": "7",
+                "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "app"}]}}},
+            "status": {"observedGeneration": 3, "replicas": 3, "updatedReplicas": 2,
+                "readyReplicas": 2, "availableReplicas": 2}});
+        let rollout = Rollout::of(&deployment);
+        assert_eq!(rollout.metadata.resource_version.as_deref(), Some("7"));
+        assert!(!rollout.done());
+        assert_eq!(
+            rollout.progress(),
+            "2/2 updated, 2/2 ready, 2/2 available, 1 old pending termination"
+        );
+        deployment["status"]["replicas"] = json!(2);
+        assert!(Rollout::of(&deployment).done());
+        deployment["metadata"]["generation"] = json!(4);
+        assert!(!Rollout::of(&deployment).done());
+        // Unset replicas are one.
+        let bare = json!({"status": {"replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}});
+        assert!(Rollout::of(&bare).done());
+    }
+
+    #[test]
+    fn istio_objects_go_in_two_runs_and_app_mesh_objects_kind_by_kind() {
+        let net = "networking.istio.io/v1";
+        let istio = [
+            change(net, "ServiceEntry", "a"),
+            change(net, "DestinationRule", "a"),
+            change(net, "DestinationRule", "b"),
+            change(net, "Gateway", "g"),
+            change(net, "VirtualService", "a"),
+            change(net, "Sidecar", "a"),
+            change("security.istio.io/v1", "PeerAuthentication", "default"),
+        ];
+        assert_eq!(
+            kinds(&runs_of_kind(&istio)),
+            [
+                vec![
+                    "ServiceEntry",
+                    "DestinationRule",
+                    "DestinationRule",
+                    "Gateway"
+                ],
+                vec!["VirtualService", "Sidecar", "PeerAuthentication"],
+            ]
+        );
+        let appmesh = "appmesh.k8s.aws/v1beta2";
+        let deletions = [
+            change(appmesh, "GatewayRoute", "r"),
+            change(appmesh, "VirtualGateway", "g"),
+            change(appmesh, "VirtualService", "s"),
+            change(appmesh, "VirtualRouter", "r"),
+            change(appmesh, "VirtualNode", "a"),
+            change(appmesh, "VirtualNode", "b"),
+        ];
+        assert_eq!(
+            kinds(&runs_of_kind(&deletions)),
+            [
+                vec!["GatewayRoute"],
+                vec!["VirtualGateway"],
+                vec!["VirtualService"],
+                vec!["VirtualRouter"],
+                vec!["VirtualNode", "VirtualNode"],
+            ]
+        );
+    }
 }
