@@ -203,12 +203,17 @@ fn report(title: &str, args: &Args, run: &Run) {
     for ((verb, resource), count) in &run.requests {
         println!("  {verb:<8} {resource:<40} {count:>7}");
     }
+    // Without latency there is no bound to compare with.
+    let ratio = if ideal.is_zero() {
+        "none (no latency)".to_owned()
+    } else {
+        format!("{:.2}", run.wall.as_secs_f64() / ideal.as_secs_f64())
+    };
     println!(
         "  {total} requests ({writes} writes, dry runs included); ideal bound {total} × {} ms / {} \
-         = {:.2} s; measured / ideal = {:.2}",
+         = {:.2} s; measured / ideal = {ratio}",
         args.latency_ms,
         args.concurrency,
         ideal.as_secs_f64(),
-        run.wall.as_secs_f64() / ideal.as_secs_f64().max(f64::EPSILON)
     );
 }
