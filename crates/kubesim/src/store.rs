@@ -1872,12 +1872,11 @@ mod tests {
         assert_eq!(listed[0]["data"]["a"], "2");
     }
 
-    #[test]
-    fn a_patch_prepared_against_an_object_changed_since_is_not_stored_over_the_change() {
+    /// A store with the namespace `shop`, and the core resources by plural.
+    fn shop() -> (Store, impl Fn(&str) -> ResourceInfo) {
         let store = Store::new();
-        let reg = store.registry();
-        let find = |p: &str| reg.find("", "v1", p).unwrap().clone();
-        let maps = find("configmaps");
+        let registry = store.registry();
+        let find = move |plural: &str| registry.find("", "v1", plural).unwrap().clone();
         store
             .system_create(
                 &find("namespaces"),
@@ -1886,6 +1885,13 @@ mod tests {
                 "test",
             )
             .unwrap();
+        (store, find)
+    }
+
+    #[test]
+    fn a_patch_prepared_against_an_object_changed_since_is_not_stored_over_the_change() {
+        let (store, find) = shop();
+        let maps = find("configmaps");
         store
             .system_create(
                 &maps,
@@ -1942,18 +1948,8 @@ mod tests {
 
     #[test]
     fn a_status_write_made_again_keeps_what_changed_meanwhile_and_sets_its_status() {
-        let store = Store::new();
-        let reg = store.registry();
-        let find = |p: &str| reg.find("", "v1", p).unwrap().clone();
+        let (store, find) = shop();
         let pods = find("pods");
-        store
-            .system_create(
-                &find("namespaces"),
-                "",
-                json!({"metadata": {"name": "shop"}}),
-                "test",
-            )
-            .unwrap();
         let read = store
             .system_create(
                 &pods,
