@@ -136,15 +136,15 @@ pub fn table() -> Vec<KindCoverage> {
 
 /// A field present in an object, with what the table says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Present {
+pub struct Present<'a> {
     /// The concrete path, e.g. `spec.listeners[0].tls.mode`.
     pub path: String,
-    /// Its disposition; `None` when the path is not in App Mesh v1beta2.
-    pub disposition: Option<Disposition>,
+    /// Its entry in the kind's table; `None` when the path is not in App Mesh v1beta2.
+    pub field: Option<&'a Field>,
 }
 
 /// Every field present in `raw`'s spec, looked up in the kind's table.
-pub fn present(fields: &[Field], raw: &Value) -> Vec<Present> {
+pub fn present<'a>(fields: &'a [Field], raw: &Value) -> Vec<Present<'a>> {
     let mut out = Vec::new();
     if let Some(spec) = raw.get("spec") {
         let mut at = Paths {
@@ -181,11 +181,11 @@ impl Paths {
     }
 }
 
-fn walk(fields: &[Field], value: &Value, at: &mut Paths, out: &mut Vec<Present>) {
+fn walk<'a>(fields: &'a [Field], value: &Value, at: &mut Paths, out: &mut Vec<Present<'a>>) {
     if let Some(f) = fields.iter().find(|f| f.path == at.pattern) {
         out.push(Present {
             path: at.concrete.clone(),
-            disposition: Some(f.disposition),
+            field: Some(f),
         });
         return;
     }
@@ -215,7 +215,7 @@ fn walk(fields: &[Field], value: &Value, at: &mut Paths, out: &mut Vec<Present>)
         Value::Null => {}
         _ => out.push(Present {
             path: at.concrete.clone(),
-            disposition: None,
+            field: None,
         }),
     }
 }
@@ -234,8 +234,10 @@ mod tests {
         ];
         let raw = json!({"spec": {"a": [{"b": 1}, {"b": 2, "x": 3}], "c": "v", "m": {"matchLabels": {"k": "v"}}, "typo": 1}});
         let found = present(&fields, &raw);
-        let shown: Vec<(String, Option<Disposition>)> =
-            found.into_iter().map(|p| (p.path, p.disposition)).collect();
+        let shown: Vec<(String, Option<Disposition>)> = found
+            .into_iter()
+            .map(|p| (p.path, p.field.map(|f| f.disposition)))
+            .collect();
         assert_eq!(
             shown,
             vec![

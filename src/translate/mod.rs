@@ -228,9 +228,10 @@ impl<'a> Ctx<'a> {
         let object = item.object_ref();
         let mut raised = Vec::new();
         // Fields of one code under one parent (a health check's seven leaves) are one finding.
-        let mut grouped: BTreeMap<(Code, String), Vec<String>> = BTreeMap::new();
+        // With where the group's first field goes in Istio.
+        let mut grouped: BTreeMap<(Code, String), (&str, Vec<String>)> = BTreeMap::new();
         for present in coverage::present(fields, &item.raw) {
-            match present.disposition {
+            match present.field {
                 None => raised.push(Finding::new(
                     Code::UnknownField,
                     object.clone(),
@@ -241,15 +242,16 @@ impl<'a> Ctx<'a> {
                         present.path
                     ),
                 )),
-                Some(disposition) => {
-                    if let Some(code) = disposition.code() {
+                Some(field) => {
+                    if let Some(code) = field.disposition.code() {
                         let parent = present
                             .path
                             .rsplit_once('.')
                             .map_or(present.path.clone(), |(p, _)| p.to_owned());
                         grouped
                             .entry((code, parent))
-                            .or_default()
+                            .or_insert_with(|| (field.istio, Vec::new()))
+                            .1
                             .push(present.path);
                     }
                 }
@@ -263,11 +265,7 @@ impl<'a> Ctx<'a> {
                 format!("{problem}; the App Mesh API server would reject this object"),
             ));
         }
-        for ((code, parent), paths) in grouped {
-            let istio = fields
-                .iter()
-                .find(|f| pattern_of(&paths[0]) == f.path)
-                .map_or("", |f| f.istio);
+        for ((code, parent), (istio, paths)) in grouped {
             let at = if paths.len() == 1 {
                 paths[0].clone()
             } else {
@@ -610,25 +608,4 @@ fn kind_rank(kind: &str) -> usize {
     .iter()
     .position(|k| *k == kind)
     .unwrap_or(usize::MAX)
-}
-
-/// `spec.a[3].b` → `spec.a[].b`.
-fn pattern_of(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut in_index = false;
-    for c in path.chars() {
-        match c {
-            '[' => {
-                in_index = true;
-                out.push('[');
-            }
-            ']' => {
-                in_index = false;
-                out.push(']');
-            }
-            _ if in_index => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
