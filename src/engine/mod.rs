@@ -125,13 +125,17 @@ async fn apply_locked(
     options: &Options,
     report: Report<'_>,
 ) -> Result<Journal, EngineError> {
-    let journal = match Journal::load(&options.store, fingerprint).await? {
-        Some(journal) => journal,
-        None => Journal::new(graph, fingerprint),
-    };
     // A resumed run carries on with the steps it began with, not with a new plan of a cluster
-    // the first attempt already changed.
-    let graph = &journal.graph.clone();
+    // the first attempt already changed; a new journal's steps are `graph`'s, used as they are
+    // rather than copied a second time.
+    let (journal, resumed) = match Journal::load(&options.store, fingerprint).await? {
+        Some(journal) => {
+            let steps = journal.graph.clone();
+            (journal, Some(steps))
+        }
+        None => (Journal::new(graph, fingerprint), None),
+    };
+    let graph = resumed.as_ref().unwrap_or(graph);
     // Candidates are considered in topological order; a graph that is not a DAG never starts.
     let order = graph.order()?;
     // Nor does one that writes outside the plan's scope (a saved plan edited by hand).
