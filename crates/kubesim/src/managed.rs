@@ -140,6 +140,20 @@ pub fn upsert(entries: &mut Vec<Entry>, entry: Entry) {
     }
 }
 
+/// Who records a non-apply write, through which version and subresource, and when: the
+/// managedFields entry the write updates.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer<'a> {
+    /// The field manager.
+    pub manager: &'a str,
+    /// The apiVersion written through.
+    pub api_version: &'a str,
+    /// The subresource written through, if any.
+    pub subresource: Option<&'a str>,
+    /// The write's time.
+    pub time: &'a str,
+}
+
 /// Records a non-apply write: the manager takes every changed field, others lose them (entries
 /// left owning nothing stay, for [`set_entries_keeping`] to drop). `only` names the one top-level
 /// field in which `new` may differ from `old`, when the caller knows it: fields elsewhere are
@@ -147,18 +161,14 @@ pub fn upsert(entries: &mut Vec<Entry>, entry: Entry) {
 /// status, written through the main resource of a kind with a status subresource): as the
 /// apiserver's reset fields, it is owned by no one for this write, so the creator of a Pod does
 /// not own its empty status.
-#[allow(clippy::too_many_arguments)]
 pub fn record_update(
     entries: &mut Vec<Entry>,
     old: Option<&Value>,
     new: &Value,
     only: Option<&str>,
     reset: Option<&str>,
-    manager: &str,
-    api_version: &str,
-    subresource: Option<&str>,
+    writer: &Writer<'_>,
     shape: &Shape<'_>,
-    now: &str,
 ) {
     let mut changed = match only {
         Some(field) => FieldSet::changed_field(old, new, field, shape),
@@ -172,11 +182,11 @@ pub fn record_update(
             e.fields.subtract(&changed);
         }
         let mut mine = Entry {
-            manager: manager.to_string(),
+            manager: writer.manager.to_string(),
             operation: "Update".into(),
-            api_version: api_version.to_string(),
-            time: now.to_string(),
-            subresource: subresource.map(str::to_string),
+            api_version: writer.api_version.to_string(),
+            time: writer.time.to_string(),
+            subresource: writer.subresource.map(str::to_string),
             fields: FieldSet::default(),
         };
         if let Some(prev) = entries.iter().find(|e| e.same_slot(&mine)) {
@@ -198,32 +208,15 @@ pub fn record_update(
 /// managedFields: the entries `new` carries if its writer changed them, else those of `old`;
 /// then [`record_update`]. `status_only`: `new` is `old` but for its status. `reset`: see
 /// [`record_update`].
-#[allow(clippy::too_many_arguments)]
 pub fn record_write(
     new: &mut Value,
     old: Option<&Value>,
     status_only: bool,
     reset: Option<&str>,
-    manager: &str,
-    api_version: &str,
-    subresource: Option<&str>,
+    writer: &Writer<'_>,
     shape: &Shape<'_>,
-    now: &str,
 ) {
-    if status_only
-        && old.is_some_and(|o| {
-            record_field_update(
-                new,
-                o,
-                "status",
-                manager,
-                api_version,
-                subresource,
-                shape,
-                now,
-            )
-        })
-    {
+    if status_only && old.is_some_and(|o| record_field_update(new, o, "status", writer, shape)) {
         return;
     }
     let supplied = new["metadata"].get("managedFields");
@@ -255,11 +248,8 @@ pub fn record_write(
         new,
         status_only.then_some("status"),
         reset,
-        manager,
-        api_version,
-        subresource,
+        writer,
         shape,
-        now,
     );
     set_entries_keeping(new, entries, &stored);
 }
@@ -275,11 +265,8 @@ pub fn record_field_update(
     obj: &mut Value,
     old: &Value,
     field: &str,
-    manager: &str,
-    api_version: &str,
-    subresource: Option<&str>,
+    writer: &Writer<'_>,
     shape: &Shape<'_>,
-    now: &str,
 ) -> bool {
     let key = format!("f:{field}");
     let Some(Value::Array(list)) = obj["metadata"].get("managedFields") else {
@@ -293,10 +280,10 @@ pub fn record_field_update(
         let (Some(m), Some(fields)) = (m.as_str(), fields.as_object()) else {
             return false;
         };
-        let writers = m == manager
+        let writers = m == writer.manager
             && e["operation"].as_str().unwrap_or("Update") == "Update"
-            && e["subresource"].as_str() == subresource
-            && e["apiVersion"].as_str().unwrap_or_default() == api_version;
+            && e["subresource"].as_str() == writer.subresource
+            && e["apiVersion"].as_str().unwrap_or_default() == writer.api_version;
         if writers || fields.contains_key(&key) {
             touched.push(i);
         }
@@ -309,11 +296,8 @@ pub fn record_field_update(
         obj,
         Some(field),
         None,
-        manager,
-        api_version,
-        subresource,
+        writer,
         shape,
-        now,
     );
     let Some(Value::Array(list)) = obj["metadata"].get_mut("managedFields") else {
         unreachable!("read above");
@@ -397,27 +381,25 @@ mod tests {
             obj,
             Some("status"),
             None,
-            manager,
-            "v1",
-            Some("status"),
+            &status_writer(manager),
             &Shape::Builtin,
-            "2026-01-02T00:00:00Z",
         );
         set_entries_keeping(obj, entries, &stored);
     }
 
     /// The quick path of the same write.
     fn quick(obj: &mut Value, old: &Value, manager: &str) -> bool {
-        record_field_update(
-            obj,
-            old,
-            "status",
+        record_field_update(obj, old, "status", &status_writer(manager), &Shape::Builtin)
+    }
+
+    /// `manager` writing a status through the status subresource.
+    fn status_writer(manager: &str) -> Writer<'_> {
+        Writer {
             manager,
-            "v1",
-            Some("status"),
-            &Shape::Builtin,
-            "2026-01-02T00:00:00Z",
-        )
+            api_version: "v1",
+            subresource: Some("status"),
+            time: "2026-01-02T00:00:00Z",
+        }
     }
 
     #[test]

@@ -1342,11 +1342,13 @@ fn prepare(
             old.as_deref(),
             status_only,
             (sub.is_none() && res.status).then_some("status"),
-            &opts.manager,
-            &api_version,
-            sub,
+            &managed::Writer {
+                manager: &opts.manager,
+                api_version: &api_version,
+                subresource: sub,
+                time: &now,
+            },
             &shape,
-            &now,
         ),
     }
 
@@ -1598,17 +1600,6 @@ impl State {
         )
     }
 
-    /// Creates an object on behalf of a controller.
-    pub fn system_create(
-        &mut self,
-        res: &ResourceInfo,
-        ns: &str,
-        body: Value,
-        manager: &str,
-    ) -> ApiResult<Written> {
-        self.create(res, ns, body, &system_options(manager))
-    }
-
     /// Deletes an object on behalf of a controller.
     pub fn system_delete(
         &mut self,
@@ -1833,10 +1824,10 @@ mod tests {
             .find("", "v1", "configmaps")
             .unwrap()
             .clone();
-        let mut st = store.lock();
-        st.system_create(&ns, "", json!({"metadata": {"name": "shop"}}), "test")
+        store
+            .system_create(&ns, "", json!({"metadata": {"name": "shop"}}), "test")
             .unwrap();
-        let first = st
+        let first = store
             .system_create(
                 &maps,
                 "shop",
@@ -1844,7 +1835,7 @@ mod tests {
                 "test",
             )
             .unwrap();
-        let second = st
+        let second = store
             .system_update(
                 &maps,
                 "shop",
@@ -1854,7 +1845,6 @@ mod tests {
                 "test",
             )
             .unwrap();
-        drop(st);
         let _namespace = rx.try_recv().unwrap();
         let added = rx.try_recv().unwrap();
         let modified = rx.try_recv().unwrap();
@@ -1995,20 +1985,10 @@ mod tests {
 
     #[test]
     fn the_status_belongs_to_whoever_writes_it_through_the_status_subresource() {
-        let store = Store::new();
-        let reg = store.registry();
-        let find = |p: &str| reg.find("", "v1", p).unwrap().clone();
-        let mut st = store.lock();
-        st.system_create(
-            &find("namespaces"),
-            "",
-            json!({"metadata": {"name": "shop"}}),
-            "test",
-        )
-        .unwrap();
+        let (store, find) = shop();
         let pod = json!({"metadata": {"name": "p"},
             "spec": {"containers": [{"name": "app", "image": "i"}]}});
-        let created = st
+        let created = store
             .system_create(&find("pods"), "shop", pod, "kube-controller-manager")
             .unwrap()
             .object;
@@ -2019,7 +1999,7 @@ mod tests {
         assert!(fields[0]["fieldsV1"].get("f:spec").is_some(), "{fields}");
         let mut running = Value::clone(&created);
         running["status"] = json!({"phase": "Running"});
-        let started = st
+        let started = store
             .system_update(
                 &find("pods"),
                 "shop",
